@@ -1,0 +1,78 @@
+"""python -m devstack: what ./run-local.sh runs once the virtualenv is ready."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .stack import ROOT, Stack, StackError
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="./run-local.sh", description=(
+        "Run Redis and every service of the shop on this machine, with the same gunicorn entry points as the "
+        "images. Ctrl-C stops everything."))
+    parser.add_argument("--no-faults", action="store_true",
+                        help="turn every injected fault off (FAULTS_ENABLED=false); switch them back at runtime "
+                             "with PUT /admin/faults")
+    parser.add_argument("--payment-version", choices=("v1", "v2"), default="v1",
+                        help="which payment version the cart calls (no mesh here to split traffic); default v1")
+    parser.add_argument("--load", action="store_true", help="also start the load generator (services/loadgen)")
+    parser.add_argument("--port-offset", type=int, default=0, metavar="N",
+                        help="add N to every port (5000+N for the gateway, 6379+N for Redis, ...)")
+    parser.add_argument("--data-dir", default=str(ROOT / ".local"),
+                        help="where Redis keeps its append-only file and where the logs go (default .local/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
+                  payment_version=args.payment_version, load=args.load)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    print("Starting Redis and the services (logs in %s) ..." % stack.logs_dir, flush=True)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"run-local: {exc}", file=sys.stderr)
+        return 1
+    gateway = stack.urls["api-gateway"].replace("127.0.0.1", "localhost")
+    print(f"\nReady. Faults {'OFF' if args.no_faults else 'ON (seed defaults)'}; cart -> payment {args.payment_version}.")
+    for name, url in stack.urls.items():
+        print(f"  {name:<13} {url.replace('127.0.0.1', 'localhost')}")
+    print(f"  {'redis':<13} {stack.redis_url.replace('127.0.0.1', 'localhost')} (append-only file in "
+          f"{stack.data_dir / 'redis'})")
+    if args.load:
+        print(f"  {'loadgen':<13} http://localhost:{stack.ports['loadgen']}/metrics")
+    catalog, payment = stack.urls["catalog"], stack.urls["payment-v1"]
+    print(f"""
+Storefront: {gateway}/
+
+Try:
+  curl {gateway}/api/products
+  curl -X POST {gateway}/api/cart/user123/add -H 'Content-Type: application/json' -d '{{"product_id": "1", "quantity": 2}}'
+  curl {gateway}/api/cart/user123
+  curl -i -X POST {gateway}/api/cart/user123/checkout -H 'Idempotency-Key: my-first-order'
+  curl -X PUT {payment}/admin/faults -d '{{"decline_rate": 1}}'   # every payment declines
+  curl -X PUT {catalog}/admin/faults -d '{{"sick": true}}'         # catalog fails every request
+  tail -f {stack.logs_dir}/*.log
+
+Ctrl-C stops everything.""", flush=True)
+    while not stopping.wait(0.5):
+        for name, process in list(stack.processes.items()):
+            if process.poll() is not None:
+                print(f"run-local: {name} exited with code {process.returncode}; see {stack.logs_dir}/{name}.log",
+                      file=sys.stderr)
+                stack.stop()
+                return 1
+    print("\nStopping ...", flush=True)
+    stack.stop()
+    print("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,97 @@
+"""api-gateway: relays the public API to catalog and cart, serves the storefront.
+
+It relays bodies as they come and answers as the services answer (status, JSON, checkout headers), so a 4xx from
+cart reaches the client unchanged. It adds what only an edge can: request ids and traces for requests that arrive
+without them, and JSON 502/503/504 answers when a neighbour is down, slow or answers something that is not JSON.
+Nothing of the services' /admin surface is reachable through it.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import Response, jsonify, request
+
+from shopkit.app import create_service_app
+from shopkit.config import Settings, env_float
+from shopkit.validation import check_id, check_order_id
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+# Headers of cart's checkout answers a client needs: which payment version served it, and how to repeat it safely.
+RELAYED_HEADERS = ("X-Payment-Version", "Idempotent-Replayed", "Idempotency-Key", "Retry-After")
+
+
+def create_app():
+    settings = Settings.from_env("api-gateway", 5000, {
+        "catalog": ("CATALOG_URL", "http://localhost:5001"),
+        "cart": ("CART_URL", "http://localhost:5002"),
+    })
+    checkout_timeout_s = env_float("CHECKOUT_TIMEOUT_S", 12.0, 0.1, 300)
+    app = create_service_app(__name__, settings, edge=True, fault_exempt=("/", "/api", "/static/"),
+                             static_folder=STATIC_DIR)
+    up = app.extensions["shop"].upstreams
+
+    def relay(upstream: str, path: str, read_timeout_s: float | None = None) -> Response:
+        has_body = request.method in ("POST", "PUT", "PATCH")
+        headers = {}
+        if "Idempotency-Key" in request.headers:
+            headers["Idempotency-Key"] = request.headers["Idempotency-Key"]
+        answer = up[upstream].call(
+            request.method, path, raw_body=request.get_data() if has_body else None,
+            content_type=request.content_type or "application/json", headers=headers, read_timeout_s=read_timeout_s)
+        response = Response(answer.raw, status=answer.status, content_type="application/json")
+        for name in RELAYED_HEADERS:
+            if name in answer.headers:
+                response.headers[name] = answer.headers[name]
+        return response
+
+    @app.get("/")
+    def storefront():
+        if os.path.exists(os.path.join(STATIC_DIR, "index.html")):
+            return app.send_static_file("index.html")
+        return jsonify({"service": "api-gateway", "api": "/api"})
+
+    @app.get("/api")
+    def api_index():
+        routes = sorted(
+            {(rule.rule, ",".join(sorted(rule.methods - {"HEAD", "OPTIONS"}))) for rule in app.url_map.iter_rules()
+             if rule.rule.startswith("/api/")})
+        return jsonify({"service": "api-gateway", "docs": "README.md, section API",
+                        "routes": [{"path": path, "methods": methods} for path, methods in routes]})
+
+    @app.get("/api/products")
+    def products():
+        return relay("catalog", "/products")
+
+    @app.get("/api/products/<product_id>")
+    def product(product_id: str):
+        return relay("catalog", f"/products/{check_id(product_id, 'product_id')}")
+
+    @app.route("/api/cart/<user_id>", methods=["GET", "DELETE"])
+    def cart(user_id: str):
+        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}")
+
+    @app.post("/api/cart/<user_id>/add")
+    def add_to_cart(user_id: str):
+        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}/add")
+
+    @app.route("/api/cart/<user_id>/items/<product_id>", methods=["PUT", "DELETE"])
+    def cart_item(user_id: str, product_id: str):
+        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}/items/{check_id(product_id, 'product_id')}")
+
+    @app.post("/api/cart/<user_id>/checkout")
+    def checkout(user_id: str):
+        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}/checkout", read_timeout_s=checkout_timeout_s)
+
+    @app.get("/api/orders/<order_id>")
+    def order(order_id: str):
+        return relay("cart", f"/orders/{check_order_id(order_id)}")
+
+    @app.get("/api/users/<user_id>/orders")
+    def orders(user_id: str):
+        return relay("cart", f"/users/{check_id(user_id, 'user_id')}/orders")
+
+    @app.get("/api/users/<user_id>/notifications")
+    def notifications(user_id: str):
+        return relay("cart", f"/users/{check_id(user_id, 'user_id')}/notifications")
+
+    return app

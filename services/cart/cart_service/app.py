@@ -1,0 +1,143 @@
+"""cart: the cart API, checkout, and a user's orders and notifications."""
+from __future__ import annotations
+
+import uuid
+
+import redis
+from flask import jsonify, request
+
+from shopkit import metrics
+from shopkit.app import create_service_app
+from shopkit.config import Settings, env_float, env_str
+from shopkit.errors import BadRequest, Conflict, NotFound, UpstreamBadResponse
+from shopkit.validation import (IDEMPOTENCY_KEY_PATTERN, allow_only, check_id, check_order_id, json_object,
+                                required_int, required_str)
+
+from .checkout import Checkout
+from .store import MAX_QUANTITY, CartStore
+
+CURRENCY = "USD"
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(
+        env_str("REDIS_URL", "redis://localhost:6379/0"),
+        password=env_str("REDIS_PASSWORD", "") or None,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=30,
+    )
+
+
+def create_app():
+    settings = Settings.from_env("cart", 5002, {
+        "catalog": ("CATALOG_URL", "http://localhost:5001"),
+        "payment": ("PAYMENT_URL", "http://localhost:5003"),
+        "notification": ("NOTIFICATION_URL", "http://localhost:5004"),
+    })
+    payment_timeout_s = env_float("PAYMENT_TIMEOUT_S", 4.0, 0.1, 120)
+    client = redis_client()
+
+    def redis_ready():
+        try:
+            client.ping()
+            return True, {"redis": "ok"}
+        except redis.RedisError as exc:
+            return False, {"redis": f"unreachable: {type(exc).__name__}"}
+
+    app = create_service_app(__name__, settings, readiness=redis_ready,
+                             upstream_read_timeouts={"payment": payment_timeout_s})
+    up = app.extensions["shop"].upstreams
+    store = CartStore(client)
+    checkout = Checkout(store, up["catalog"], up["payment"], up["notification"], settings.service,
+                        settings.version, CURRENCY, payment_timeout_s)
+
+    @app.errorhandler(redis.RedisError)
+    def storage_down(exc: redis.RedisError):
+        return jsonify({"error": f"cart storage (Redis) is unavailable: {type(exc).__name__}; nothing was changed"}), 503
+
+    def cart_json(user_id: str, status: int = 200):
+        return jsonify(store.view(user_id, CURRENCY)), status
+
+    @app.get("/cart/<user_id>")
+    def get_cart(user_id: str):
+        return cart_json(check_id(user_id, "user_id"))
+
+    @app.delete("/cart/<user_id>")
+    def clear_cart(user_id: str):
+        store.clear(check_id(user_id, "user_id"))
+        return cart_json(user_id)
+
+    @app.post("/cart/<user_id>/add")
+    def add_item(user_id: str):
+        check_id(user_id, "user_id")
+        body = json_object(request)
+        allow_only(body, {"product_id", "quantity"})
+        product_id = check_id(required_str(body, "product_id", 64), "product_id")
+        quantity = required_int(body, "quantity", 1, MAX_QUANTITY)
+        answer = up["catalog"].call("GET", f"/products/{product_id}")
+        if answer.status == 404:
+            raise NotFound(f"product {product_id!r} does not exist", product_id=product_id)
+        if not answer.ok:
+            raise UpstreamBadResponse("catalog", f"catalog failed (HTTP {answer.status}: "
+                                      f"{answer.body.get('error', '')}); the cart is unchanged, retry",
+                                      upstream_status=answer.status, injected=answer.body.get("injected", False))
+        added, current = store.add(user_id, answer.body, quantity)
+        if not added:
+            raise Conflict(f"the cart already holds {current} of product {product_id!r}; at most {MAX_QUANTITY} "
+                           "per product", product_id=product_id, quantity_in_cart=current)
+        metrics.CART_ITEMS_ADDED.labels(settings.service, settings.version).inc(quantity)
+        return cart_json(user_id)
+
+    @app.put("/cart/<user_id>/items/<product_id>")
+    def set_quantity(user_id: str, product_id: str):
+        check_id(user_id, "user_id")
+        check_id(product_id, "product_id")
+        body = json_object(request)
+        allow_only(body, {"quantity"})
+        quantity = required_int(body, "quantity", 1, MAX_QUANTITY)
+        if not store.set_quantity(user_id, product_id, quantity):
+            raise NotFound(f"product {product_id!r} is not in the cart; add it with POST /cart/{user_id}/add",
+                           product_id=product_id)
+        return cart_json(user_id)
+
+    @app.delete("/cart/<user_id>/items/<product_id>")
+    def remove_item(user_id: str, product_id: str):
+        check_id(user_id, "user_id")
+        check_id(product_id, "product_id")
+        if not store.remove(user_id, product_id):
+            raise NotFound(f"product {product_id!r} is not in the cart", product_id=product_id)
+        return cart_json(user_id)
+
+    @app.post("/cart/<user_id>/checkout")
+    def do_checkout(user_id: str):
+        check_id(user_id, "user_id")
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            key = str(uuid.uuid4())  # no key: this request cannot be safely repeated, but it still works
+        elif not IDEMPOTENCY_KEY_PATTERN.match(key):
+            raise BadRequest("header 'Idempotency-Key' must be 1-128 characters of letters, digits, '_', '-', '.' "
+                             "or ':'")
+        result = checkout.run(user_id, key)
+        return jsonify(result.body), result.status, result.headers
+
+    @app.get("/orders/<order_id>")
+    def get_order(order_id: str):
+        order = store.order(check_order_id(order_id))
+        if order is None:
+            raise NotFound(f"order {order_id!r} does not exist", order_id=order_id)
+        return jsonify(order)
+
+    @app.get("/users/<user_id>/orders")
+    def list_orders(user_id: str):
+        orders = store.orders_of(check_id(user_id, "user_id"))
+        return jsonify({"user_id": user_id, "orders": orders, "count": len(orders)})
+
+    @app.get("/users/<user_id>/notifications")
+    def list_notifications(user_id: str):
+        # The gateway may only call catalog and cart (see the access matrix), so cart relays this read.
+        answer = up["notification"].call("GET", f"/notifications/{check_id(user_id, 'user_id')}")
+        return jsonify(answer.body), answer.status
+
+    return app

@@ -1,0 +1,1 @@
+"""notification: accepts notifications from cart and payment and lists a user's recent ones."""

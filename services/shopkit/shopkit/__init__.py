@@ -1,0 +1,13 @@
+"""shopkit: the one place for what every service shares.
+
+config        settings from the environment
+app           the Flask app factory: probes, metrics, admin, version headers, request logs, fault injection
+http_client   outbound calls with timeouts, connection reuse, header forwarding and outcome metrics
+propagation   which request and trace headers travel from inbound to outbound calls
+metrics       every Prometheus metric the services export
+faults        runtime-switchable fault injection
+errors        API errors and their JSON answers
+validation    checks of ids and JSON bodies
+logs          one JSON line per event
+gunicorn_conf the gunicorn settings every image and ./run-local.sh use
+"""

@@ -1,0 +1,80 @@
+"""Fault injection switched at runtime: one PUT reaches every worker, probes stay green, failures say so."""
+import time
+
+import requests
+
+from .conftest import metric_value
+
+
+def test_error_rate_one_fails_every_business_request_on_every_worker(stack, faults):
+    catalog = stack.urls["catalog"]
+    faults.set("catalog", enabled=True, error_rate=1.0)
+    answers = [requests.get(catalog + "/products", timeout=5) for _ in range(20)]  # new connections: all workers
+    assert {a.status_code for a in answers} == {500}
+    assert all(a.json()["injected"] is True and a.json()["fault"] == "error" for a in answers)
+    assert requests.get(catalog + "/health", timeout=5).status_code == 200
+    assert requests.get(catalog + "/ready", timeout=5).status_code == 200
+
+
+def test_error_rate_zero_never_fails(stack, faults):
+    faults.set("catalog", enabled=True, error_rate=0.0)
+    assert {requests.get(stack.urls["catalog"] + "/products", timeout=5).status_code for _ in range(30)} == {200}
+
+
+def test_error_rate_is_statistically_right(stack, faults):
+    """30% errors over 400 requests: expected 120, sd ~9.2; accept 3 sd (92..148)."""
+    faults.set("catalog", enabled=True, error_rate=0.3)
+    with requests.Session() as http:
+        failures = sum(http.get(stack.urls["catalog"] + "/products", timeout=5).status_code == 500 for _ in range(400))
+    assert 92 <= failures <= 148, failures
+
+
+def test_sick_instance_fails_business_keeps_probes(stack, faults):
+    faults.set("payment-v2", enabled=True, sick=True)
+    response = requests.post(stack.urls["payment-v2"] + "/payments", headers={"Idempotency-Key": "k"}, timeout=5,
+                             json={"order_id": "o1", "user_id": "u", "amount": "1.00", "currency": "USD"})
+    assert response.status_code == 500 and response.json()["fault"] == "sick"
+    assert requests.get(stack.urls["payment-v2"] + "/health", timeout=5).status_code == 200
+    assert requests.get(stack.urls["payment-v2"] + "/ready", timeout=5).status_code == 200
+    assert requests.get(stack.urls["payment-v2"] + "/metrics", timeout=5).status_code == 200
+
+
+def test_added_latency(stack, faults):
+    faults.set("catalog", enabled=True, error_rate=0.0, delay_ms=300)
+    started = time.perf_counter()
+    assert requests.get(stack.urls["catalog"] + "/products/1", timeout=5).status_code == 200
+    assert time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    requests.get(stack.urls["catalog"] + "/health", timeout=5)
+    assert time.perf_counter() - started < 0.3  # probes are never delayed
+
+
+def test_master_switch_turns_everything_off(stack, faults):
+    faults.set("catalog", enabled=False, error_rate=1.0, sick=True)
+    assert requests.get(stack.urls["catalog"] + "/products", timeout=5).status_code == 200
+
+
+def test_injected_faults_are_counted(stack, faults):
+    def count():
+        return metric_value(requests.get(stack.urls["catalog"] + "/metrics", timeout=5).text,
+                            "injected_faults_total", fault="error")
+
+    before = count()
+    faults.set("catalog", enabled=True, error_rate=1.0)
+    for _ in range(7):
+        requests.get(stack.urls["catalog"] + "/products", timeout=5)
+    assert count() - before == 7
+
+
+def test_delete_resets_to_environment_defaults(stack):
+    url = stack.urls["catalog"] + "/admin/faults"
+    requests.put(url, json={"enabled": True, "error_rate": 0.5}, timeout=5)
+    reset = requests.delete(url, timeout=5).json()
+    assert reset == {"enabled": False, "error_rate": 0.05, "delay_ms": 0, "sick": False}
+
+
+def test_seed_defaults_come_from_the_environment(seed_faults_stack):
+    catalog = requests.get(seed_faults_stack.urls["catalog"] + "/admin/faults", timeout=5).json()
+    payment = requests.get(seed_faults_stack.urls["payment-v2"] + "/admin/faults", timeout=5).json()
+    assert catalog["enabled"] is True and catalog["error_rate"] == 0.05
+    assert payment["decline_rate"] == 0.10 and payment["timeout_rate"] == 0.05 and payment["timeout_seconds"] == 10

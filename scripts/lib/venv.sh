@@ -29,7 +29,9 @@ ensure_venv() {
     "$python" -m venv "$venv" || venv_die "could not create .venv; remove it and retry, or check the disk space."
   fi
   stamp="$venv/.requirements.sha256"
-  wanted=$(cat "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/services/requirements.txt" | sha256sum | cut -d' ' -f1)
+  # Python, not sha256sum: the same on Linux and macOS.
+  wanted=$("$venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' \
+    "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/services/requirements.txt")
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
     echo "Installing the pinned requirements into .venv (once; again only when they change) ..." >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements-dev.txt" ||

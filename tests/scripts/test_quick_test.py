@@ -1,0 +1,420 @@
+"""quick-test.sh run for real: against the local stack with the seed's default faults on (it must pass, because it
+handles them), against nothing (it must fail fast), and in cluster mode against stand-in kubectl / istioctl /
+linkerd executables and stand-in mesh hops (no cluster can run here; those tests say "stand_in" in their names)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "quick-test.sh"
+FAKES = Path(__file__).resolve().parent / "quicktest_fakes"
+sys.path.insert(0, str(FAKES))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import quicktest  # noqa: E402
+from servers import MeshRouter, PrometheusStandIn, Refuser  # noqa: E402
+
+from devstack.stack import Stack  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def run_quick_test(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "NO_COLOR": "1", **(env or {})})
+
+
+def checks_by_name(report: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def service_urls_arg(stack: Stack) -> str:
+    return ",".join(f"{name}={url}" for name, url in stack.urls.items())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The script's surface
+# ---------------------------------------------------------------------------------------------------------------
+def test_help_names_modes_and_options():
+    result = run_quick_test("--help")
+    assert result.returncode == 0
+    for option in ("--cluster", "--mesh istio|linkerd", "--url", "--service-urls", "--json", "--samples",
+                   "--dry-run", "--prometheus-url"):
+        assert option in result.stdout
+
+
+def test_shellcheck_clean():
+    result = subprocess.run([str(ROOT / ".venv/bin/shellcheck"), "-x", str(SCRIPT)], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option: --bogus"),
+    (["--mesh", "consul"], "--mesh takes istio or linkerd"),
+    (["-n", "0"], "-n needs a positive whole number"),
+    (["--url", "localhost:5000"], "--url needs an http(s) URL"),
+])
+def test_bad_option_stops_with_one_line(args, message):
+    result = run_quick_test(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_missing_python3_is_named_before_anything_runs(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "curl"):  # everything the wrapper needs except python3
+        (bin_dir / tool).symlink_to(subprocess.check_output(["which", tool], text=True).strip())
+    result = run_quick_test(env={"PATH": str(bin_dir)})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: python3 not found on PATH: install Python 3")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Against nothing: FAIL fast with a clear reason
+# ---------------------------------------------------------------------------------------------------------------
+def test_nothing_listening_fails_fast_with_the_reason():
+    port = free_port()
+    started = time.monotonic()
+    result = run_quick_test("--url", f"http://127.0.0.1:{port}", "--json", timeout=30)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 10
+    report = json.loads(result.stdout)
+    checks = checks_by_name(report)
+    assert checks["health api-gateway"]["status"] == "FAIL"
+    assert f"connection refused at 127.0.0.1:{port}" in checks["health api-gateway"]["reason"]
+    assert checks["catalog via gateway"]["status"] == "SKIP"
+    assert "gateway not reachable" in checks["catalog via gateway"]["reason"]
+    assert report["ok"] is False and report["summary"]["fail"] >= 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Against the real local stack with the seed's default faults on
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_report(seed_faults_stack):
+    started = time.monotonic()
+    result = run_quick_test("--url", seed_faults_stack.urls["api-gateway"],
+                            "--service-urls", service_urls_arg(seed_faults_stack), "--json")
+    return result, time.monotonic() - started
+
+
+def test_local_run_passes_with_seed_faults_on(local_report):
+    result, elapsed = local_report
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["summary"]["fail"] == 0
+    assert elapsed < 60
+    checks = checks_by_name(report)
+    for name in ("api-gateway", "catalog", "cart", "payment-v1", "payment-v2", "notification"):
+        assert checks[f"health {name}"]["status"] == "PASS", checks[f"health {name}"]
+    for name in ("catalog via gateway", "cart add/read/remove", "checkout (idempotent retry)"):
+        assert checks[name]["status"] == "PASS", checks[name]
+    for name in ("canary split 95/5", "GET success with faults", "authorization", "mTLS"):
+        assert checks[name]["status"] == "SKIP" and checks[name]["reason"], checks[name]
+
+
+def test_local_checkout_repeats_with_the_same_key_and_charges_once(local_report):
+    checkout = checks_by_name(json.loads(local_report[0].stdout))["checkout (idempotent retry)"]
+    figures = checkout["figures"]
+    # Every purchase was replayed with its key and stored once; with 15% payment failures some purchase in the
+    # (up to 32) tried needed a repeat after a decline or timeout, and that repeat paid one order.
+    assert figures["purchases"] >= 4
+    assert figures["retried"], checkout
+    repeated = [p for p in figures["retried"] if any(a.split()[0] in ("402", "503", "504") for a in p["attempts"])]
+    assert repeated, checkout
+    for purchase in repeated:
+        assert purchase["attempts"][-1].startswith("201")
+        assert purchase["replay"]["status"] == 200 and purchase["replay"]["order_id"] == purchase["order_id"]
+        assert purchase["replay"]["idempotent_replayed"] == "true"
+        assert purchase["orders_with_key"] == 1
+    assert "with one Idempotency-Key" in checkout["reason"]
+
+
+def test_local_reports_raw_success_rate_and_why_mesh_checks_skip(local_report):
+    report = json.loads(local_report[0].stdout)
+    checks = checks_by_name(report)
+    get_rate = checks["GET success with faults"]["figures"]
+    assert get_rate["samples"] == 200
+    # Catalog fails 5% of calls and nothing retries locally: the raw rate sits well below 100%, well above 80%.
+    assert 0.85 <= get_rate["success_rate"] < 1.0
+    assert get_rate["outcomes"].get("500", 0) + get_rate["outcomes"].get("502", 0) == 200 - get_rate["ok"]
+    assert "no mesh retries locally" in checks["GET success with faults"]["reason"]
+    assert "the cart calls the one payment version" in checks["canary split 95/5"]["reason"]
+    assert report["retries"]["total"] == sum(report["retries"]["by_purpose"].values())
+
+
+def test_json_output_shape(local_report):
+    report = json.loads(local_report[0].stdout)
+    assert set(report) == {"mode", "url", "mesh", "samples", "seconds", "ok", "summary", "retries", "checks"}
+    assert report["mode"] == "local" and report["mesh"] == "none"
+    assert {c["status"] for c in report["checks"]} <= {"PASS", "FAIL", "SKIP"}
+    for check in report["checks"]:
+        assert set(check) == {"name", "status", "reason", "figures"}
+        assert isinstance(check["reason"], str) and check["reason"]
+        assert isinstance(check["figures"], dict)
+    statuses = [c["status"] for c in report["checks"]]
+    assert report["summary"] == {"pass": statuses.count("PASS"), "fail": statuses.count("FAIL"),
+                                 "skip": statuses.count("SKIP")}
+
+
+def test_local_table_lists_every_check(seed_faults_stack):
+    result = run_quick_test("--url", seed_faults_stack.urls["api-gateway"], "-n", "50")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("CHECK"))
+    rows = {line.split("  ")[0].strip(): line for line in lines[header + 1:] if line.strip()
+            and not line[0].isdigit()}
+    assert rows["health api-gateway"].split()[2] == "PASS"
+    assert "health other services" in rows  # the gateway is not on 5000: said, not silently skipped
+    assert "SKIP" in rows["canary split 95/5"]
+    assert lines[-1].endswith(")") and " FAIL, " in lines[-1] and "client retries:" in lines[-1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cluster mode with a stand-in kubectl (and stand-in mesh hops between real local services)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stand_in_mesh_stack(tmp_path_factory):
+    """The real services, with stand-in mesh hops: cart -> 95/5 split over payment v1/v2, gateway -> catalog with
+    GET retries. Seed faults on."""
+    with MeshRouter("split") as payment_hop, MeshRouter("retry_get") as catalog_hop:
+        stack = Stack(tmp_path_factory.mktemp("mesh-stack"), faults_enabled=True,
+                      env={"cart": {"PAYMENT_URL": payment_hop.url}, "api-gateway": {"CATALOG_URL": catalog_hop.url}})
+        payment_hop.upstreams = [urlsplit(stack.urls["payment-v1"]).netloc, urlsplit(stack.urls["payment-v2"]).netloc]
+        catalog_hop.upstreams = [urlsplit(stack.urls["catalog"]).netloc]
+        with stack:
+            yield stack
+
+
+@pytest.fixture
+def refuser():
+    with Refuser() as server:
+        yield server
+
+
+@pytest.fixture
+def prometheus():
+    targets = [{"labels": {"app": app, "pod": f"{app}-6f7d9c-x2x4z", "job": "kubernetes-pods"},
+                "scrapeUrl": f"http://10.244.0.{i}:5000/metrics", "health": "up", "lastError": ""}
+               for i, app in enumerate(quicktest.SCRAPED_APPS, start=10)]
+    results = {"istio_requests_total": [{"metric": {"connection_security_policy": "mutual_tls"},
+                                         "value": [time.time(), "1234"]}]}
+    with PrometheusStandIn(targets, results) as server:
+        yield server
+
+
+class StandInCluster:
+    """Writes the stand-in tools' config, runs quick-test.sh with them first on PATH, reads what they recorded."""
+
+    def __init__(self, folder: Path, mesh: str, gateway_url: str, prometheus: PrometheusStandIn | None,
+                 payment_address: str):
+        self.config_path = folder / "cluster.json"
+        self.log_path = folder / "calls.jsonl"
+        labels, annotations = {}, {}
+        if mesh == "istio":
+            labels["istio-injection"] = "enabled"
+        elif mesh == "linkerd":
+            annotations["linkerd.io/inject"] = "enabled"
+        proxy = {"istio": "istio-proxy", "linkerd": "linkerd-proxy"}.get(mesh)
+        self.config = {
+            "context": "stand-in-cluster",
+            "namespaces": {"e-commerce": {"metadata": {"name": "e-commerce", "labels": labels,
+                                                       "annotations": annotations}}},
+            "services": {"e-commerce/api-gateway": {"port": 5000, "forward_to": urlsplit(gateway_url).netloc}},
+            "pods": [{"name": f"{app}{'-' + version if version else ''}-5d8f7-abcde", "app": app, "version": version,
+                      "containers": [app] + ([proxy] if proxy else [])}
+                     for app, version in quicktest.CLUSTER_WORKLOADS],
+            "hosts": {"payment-service:5003": payment_address},
+            "istio_mtls_mode": "STRICT",
+            "linkerd_edges": [{"src": "cart-service", "dst": dst, "client_id": "cart-service.e-commerce.serviceaccount"
+                               ".identity.linkerd.cluster.local", "server_id": f"{dst}.e-commerce", "no_tls_reason": ""}
+                              for dst in ("catalog-service", "payment-service-v1", "notification-service")],
+        }
+        if prometheus is not None:
+            mesh_namespace = "istio-system" if mesh == "istio" else "linkerd-viz"
+            for place in ("monitoring/prometheus", f"{mesh_namespace}/prometheus"):
+                self.config["services"][place] = {"port": 9090, "forward_to": prometheus.address}
+        self.save()
+
+    def save(self) -> None:
+        self.config_path.write_text(json.dumps(self.config))
+
+    def run(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess:
+        env = {"PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}", "QUICKTEST_FAKE_CONFIG": str(self.config_path),
+               "QUICKTEST_FAKE_LOG": str(self.log_path)}
+        return run_quick_test(*args, env=env, timeout=timeout)
+
+    def calls(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
+
+    def port_forwards(self) -> tuple[list[dict], list[dict]]:
+        calls = self.calls()
+        return ([c for c in calls if c.get("event") == "port-forward-open"],
+                [c for c in calls if c.get("event") == "port-forward-closed"])
+
+    def assert_port_forwards_closed(self) -> None:
+        opened, closed = self.port_forwards()
+        assert sorted(c["pid"] for c in opened) == sorted(c["pid"] for c in closed)
+        for forward in opened:
+            with pytest.raises(ProcessLookupError):
+                os.kill(forward["pid"], 0)
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", forward["local_port"]), timeout=1).close()
+
+    def kubectl_verbs(self) -> list[str]:
+        verbs = []
+        for call in self.calls():
+            if call["tool"] == "kubectl" and not call.get("event"):
+                args = [a for a in call["args"] if not a.startswith("--request-timeout")]
+                while args[:1] == ["-n"]:
+                    args = args[2:]
+                verbs.append(args[0])
+        return verbs
+
+
+@pytest.mark.parametrize("mesh", ["istio", "linkerd"])
+def test_cluster_run_with_stand_in_kubectl_and_mesh_passes_and_closes_port_forwards(
+        mesh, tmp_path, stand_in_mesh_stack, refuser, prometheus):
+    cluster = StandInCluster(tmp_path, mesh, stand_in_mesh_stack.urls["api-gateway"], prometheus, refuser.address)
+    result = cluster.run("--cluster", "--json", "-n", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["mode"] == "cluster" and report["mesh"] == mesh  # detected from the namespace
+    checks = checks_by_name(report)
+    assert {c["status"] for c in report["checks"]} == {"PASS"}, [c for c in report["checks"] if c["status"] != "PASS"]
+
+    canary = checks["canary split 95/5"]["figures"]
+    assert canary["v1"] > 150 and 5 <= canary["v2"] <= 12  # every 20th payment call went to v2
+    assert canary["tolerance"] == round(3 * (0.05 * 0.95 / canary["calls"]) ** 0.5, 4)
+    assert "3 sd of a binomial" in checks["canary split 95/5"]["reason"]
+    assert checks["GET success with faults"]["figures"]["success_rate"] >= 0.99
+    assert "HTTP 403" in checks["authorization"]["reason"]
+    assert checks[f"pods payment-service v2"]["figures"]["proxy"] == f"{mesh}-proxy"
+    assert checks["Prometheus targets"]["figures"]["up"]["payment-service"] == "1/1"
+    mtls_source = {"istio": "istio_requests_total", "linkerd": "linkerd viz edges"}[mesh]
+    assert checks["mTLS"]["figures"]["source"] == mtls_source
+
+    # Reached through a port-forward on a free port (no ingress address), and every port-forward closed again.
+    opened, _ = cluster.port_forwards()
+    gateway_forward = next(c for c in opened if "svc/api-gateway" in c["args"])
+    assert f"127.0.0.1:{gateway_forward['local_port']}" in report["url"]
+    cluster.assert_port_forwards_closed()
+    # The throwaway curl pod was created, used and deleted.
+    assert [v for v in cluster.kubectl_verbs() if v in ("run", "wait", "exec", "delete")] == \
+        ["run", "wait", "exec", "delete"]
+
+
+def test_cluster_failures_with_stand_in_kubectl_exit_non_zero_and_still_close_port_forwards(
+        tmp_path, seed_faults_stack):
+    """No mesh hops in front of the plain local stack: the cart calls payment v1 only, and payment answers anyone."""
+    cluster = StandInCluster(tmp_path, "istio", seed_faults_stack.urls["api-gateway"], None,
+                             urlsplit(seed_faults_stack.urls["payment-v1"]).netloc)
+    cluster.config["pods"][1]["ready"] = False  # catalog-service
+    cluster.save()
+    result = cluster.run("--mesh", "istio", "--json", "-n", "200")
+    assert result.returncode == 1, result.stdout + result.stderr
+    checks = checks_by_name(json.loads(result.stdout))
+    assert checks["pods catalog-service"]["status"] == "FAIL"
+    assert "CrashLoopBackOff" in checks["pods catalog-service"]["reason"]
+    assert checks["canary split 95/5"]["status"] == "FAIL"
+    assert checks["canary split 95/5"]["figures"]["v2"] == 0
+    assert checks["authorization"]["status"] == "FAIL"
+    assert "payment answered HTTP 400" in checks["authorization"]["reason"]
+    assert checks["Prometheus targets"]["status"] == "SKIP"
+    cluster.assert_port_forwards_closed()
+    assert "delete" in cluster.kubectl_verbs()
+
+
+def test_cluster_uses_a_reachable_istio_ingress_with_stand_in_kubectl(tmp_path, stand_in_mesh_stack, refuser):
+    gateway = urlsplit(stand_in_mesh_stack.urls["api-gateway"])
+    cluster = StandInCluster(tmp_path, "istio", stand_in_mesh_stack.urls["api-gateway"], None, refuser.address)
+    cluster.config["services"]["istio-system/istio-ingressgateway"] = {
+        "port": gateway.port, "port_name": "http2", "load_balancer": [gateway.hostname]}
+    cluster.save()
+    result = cluster.run("--mesh", "istio", "--json", "-n", "40")
+    report = json.loads(result.stdout)
+    assert report["url"] == f"http://{gateway.hostname}:{gateway.port}"
+    assert checks_by_name(report)["gateway reachable (istio ingress "
+                                  f"{gateway.hostname}:{gateway.port})"]["status"] == "PASS"
+    assert cluster.port_forwards() == ([], [])
+
+
+def test_cluster_without_the_namespace_stops_with_one_line_and_stand_in_kubectl(tmp_path):
+    cluster = StandInCluster(tmp_path, "istio", "http://127.0.0.1:1", None, "127.0.0.1:1")
+    cluster.config["namespaces"] = {}
+    cluster.save()
+    result = cluster.run("--cluster")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: namespace e-commerce not found in context stand-in-cluster: deploy first (./deploy-istio.sh or "
+        "./deploy-linkerd.sh)")
+    assert cluster.port_forwards() == ([], [])
+
+
+def test_cluster_dry_run_with_stand_in_kubectl_changes_nothing(tmp_path):
+    cluster = StandInCluster(tmp_path, "linkerd", "http://127.0.0.1:1", None, "127.0.0.1:1")
+    result = cluster.run("--cluster", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "[dry-run] kubectl -n e-commerce run quicktest-curl-" in result.stdout
+    assert "[dry-run] kubectl -n e-commerce delete pod quicktest-curl-" in result.stdout
+    assert set(cluster.kubectl_verbs()) <= {"config", "get"}
+    assert cluster.port_forwards() == ([], [])
+
+
+def test_interrupted_cluster_run_with_stand_in_kubectl_closes_port_forward(tmp_path, stand_in_mesh_stack, refuser):
+    cluster = StandInCluster(tmp_path, "istio", stand_in_mesh_stack.urls["api-gateway"], None, refuser.address)
+    env = {**os.environ, "NO_COLOR": "1", "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+           "QUICKTEST_FAKE_CONFIG": str(cluster.config_path), "QUICKTEST_FAKE_LOG": str(cluster.log_path)}
+    process = subprocess.Popen([str(SCRIPT), "--mesh", "istio", "-n", "2000"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not cluster.port_forwards()[0] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cluster.port_forwards()[0], "port-forward never opened"
+    time.sleep(1)  # into the checks
+    process.terminate()
+    process.communicate(timeout=30)
+    assert process.returncode == 143
+    cluster.assert_port_forwards_closed()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The canary judgement on its own (deterministic counts)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("v1, v2, status", [
+    (190, 10, "PASS"),  # exactly 5%
+    (199, 1, "PASS"),   # 0.5%: inside 5% +/- 4.6% at 200 calls
+    (200, 0, "FAIL"),   # no canary at all: outside the band at 200 calls
+    (180, 20, "FAIL"),  # 10%: outside
+    (100, 100, "FAIL"),
+    (0, 0, "FAIL"),     # nothing measured
+])
+def test_canary_judgement(v1, v2, status):
+    assert quicktest.judge_canary(v1, v2)[0] == status
+
+
+def test_canary_tolerance_is_three_binomial_sds_and_says_when_too_few_calls():
+    assert quicktest.canary_tolerance(200) == pytest.approx(3 * (0.05 * 0.95 / 200) ** 0.5)
+    status, text, _ = quicktest.judge_canary(20, 0)  # 20 calls: 0 v2 is plausible, and the text says so
+    assert status == "PASS" and "cannot tell 0% from 5%" in text

@@ -1,0 +1,149 @@
+"""The storefront in a real headless Chromium against the real stack: what a shopper sees is what the services did."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from tests.e2e.conftest import FaultSwitch
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ORDER_ID_PATTERN = re.compile(r"^ord_[a-f0-9]{20}$")
+
+
+@pytest.fixture
+def faults(stack):
+    switch = FaultSwitch(stack)
+    yield switch
+    switch.reset()
+
+
+def api(stack, path: str) -> dict:
+    response = requests.get(stack.urls["api-gateway"] + path, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def server_cart(stack, user: str) -> dict[str, int]:
+    return {item["product_id"]: item["quantity"] for item in api(stack, f"/api/cart/{user}")["items"]}
+
+
+def ui_cart(page) -> dict[str, int]:
+    rows = page.locator("#cart-body li.cart-item")
+    return {rows.nth(i).get_attribute("data-product-id"): int(rows.nth(i).locator("input").input_value())
+            for i in range(rows.count())}
+
+
+def wait_cart_count(page, count: int) -> None:
+    page.wait_for_function("n => document.getElementById('cart-count').textContent === String(n)", arg=count)
+
+
+def assert_console_clean(watch) -> None:
+    assert watch.page_errors == [], f"uncaught errors in the page: {watch.page_errors}"
+    assert watch.unexpected_console_errors() == [], "console errors the page caused"
+
+
+def test_shopper_buys_then_sees_an_injected_decline_with_the_cart_unchanged(stack, shop_page, faults, artifacts):
+    page, watch = shop_page
+    page.goto("/")
+    catalog = api(stack, "/api/products")["products"]
+    page.wait_for_function("n => document.querySelectorAll('#product-list li.product').length === n",
+                           arg=len(catalog))
+    user = page.locator("#user-id").inner_text()
+    assert ID_PATTERN.match(user), user
+    assert page.evaluate("localStorage.getItem('meshlab.userId')") == user
+    assert page.locator("a[href='/api']").count() >= 1, "the page links the API documentation"
+
+    # Two products, then one quantity typed in and one raised with the keyboard on the "+" button.
+    first, second = catalog[0]["id"], catalog[1]["id"]
+    page.locator(f"#add-{first}").click()
+    wait_cart_count(page, 1)
+    page.locator(f"#add-{second}").click()
+    wait_cart_count(page, 2)
+    page.locator(f"#qty-{first}").fill("3")
+    page.locator(f"#qty-{first}").press("Enter")
+    wait_cart_count(page, 4)
+    page.locator(f"#inc-{second}").focus()
+    page.keyboard.press("Enter")
+    wait_cart_count(page, 5)
+    assert ui_cart(page) == server_cart(stack, user) == {first: 3, second: 2}
+    page.screenshot(path=artifacts / "01-cart.png", full_page=True)
+
+    # Check out with faults off: the order, its payment version badge and the per-browser count appear.
+    page.locator("#checkout").click()
+    page.locator("#last-order [data-testid=version-badge]").wait_for()
+    orders = api(stack, f"/api/users/{user}/orders")["orders"]
+    assert len(orders) == 1
+    order = orders[0]
+    assert ORDER_ID_PATTERN.match(order["order_id"])
+    assert page.locator("[data-testid=order-id]").inner_text() == order["order_id"]
+    version = order["payment"]["version"]
+    assert page.locator("#last-order [data-testid=version-badge]").inner_text() == f"payment {version}"
+    assert page.locator(f"#count-{version}").inner_text() == "1"
+    assert "is paid" in page.locator("#checkout-notice").inner_text()
+    wait_cart_count(page, 0)
+    assert server_cart(stack, user) == {}
+    page.locator("#order-list").get_by_text(order["order_id"]).wait_for()
+    page.locator("#notification-list").get_by_text(f"Order {order['order_id']} is paid", exact=False).wait_for()
+    page.screenshot(path=artifacts / "02-order.png", full_page=True)
+
+    # Payment forced to decline (every payment instance): an honest message, a retry, and the cart as it was.
+    for payment in ("payment-v1", "payment-v2"):
+        faults.set(payment, enabled=True, decline_rate=1.0, timeout_rate=0.0, error_rate=0.0)
+    third = catalog[2]["id"]
+    page.locator(f"#add-{third}").click()
+    wait_cart_count(page, 1)
+    page.locator("#checkout").click()
+    page.locator("#retry-checkout").wait_for()
+    notice = page.locator("#checkout-notice").inner_text()
+    assert "Payment declined (injected fault)" in notice
+    assert "cart is unchanged" in notice
+    assert ui_cart(page) == server_cart(stack, user) == {third: 1}
+    assert len(api(stack, f"/api/users/{user}/orders")["orders"]) == 1, "a declined payment made no order"
+    page.screenshot(path=artifacts / "03-declined.png", full_page=True)
+
+    # "Retry checkout" repeats the same attempt: same Idempotency-Key, declined again while the fault holds ...
+    page.locator("#retry-checkout").click()
+    page.wait_for_function("() => document.querySelectorAll('#recent-versions li').length === 3")
+    page.locator("#retry-checkout").wait_for()
+    # ... and once the fault is gone the same key buys the cart.
+    faults.reset()
+    page.locator("#retry-checkout").click()
+    page.wait_for_function("() => document.getElementById('checkout-notice').innerText.includes('is paid')")
+    first_key, declined_key, retried_key, last_key = watch.checkout_keys
+    assert declined_key == retried_key == last_key != first_key
+    newest = api(stack, f"/api/users/{user}/orders")["orders"][0]
+    assert newest["idempotency_key"] == declined_key
+    assert {line["product_id"]: line["quantity"] for line in newest["items"]} == {third: 1}
+    assert sum(1 for _m, url, status in watch.responses if url.endswith("/checkout") and status == 402) == 2
+
+    assert_console_clean(watch)
+
+
+def test_catalog_errors_are_retried_and_said_honestly(stack, shop_page, faults, artifacts):
+    page, watch = shop_page
+    faults.set("catalog", enabled=True, error_rate=1.0)
+    page.goto("/")
+    page.get_by_text("Catalog error (injected fault), retrying", exact=False).wait_for()
+    faults.reset()  # the next automatic retry gets through
+    page.get_by_text("Catalog loaded (after", exact=False).wait_for()
+    assert page.locator("#product-list li.product").count() == len(api(stack, "/api/products")["products"])
+    page.screenshot(path=artifacts / "04-catalog-retried.png", full_page=True)
+    failed = [status for method, url, status in watch.responses if url.endswith("/api/products")]
+    assert failed[-1] == 200 and 500 in failed
+    assert_console_clean(watch)
+
+
+def test_phone_layout_has_no_sideways_scrolling(browser, stack, artifacts):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True,
+                                  base_url=stack.urls["api-gateway"])
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.locator("#product-list li.product").first.wait_for()
+        page.locator("#checkout").scroll_into_view_if_needed()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=artifacts / "05-phone.png", full_page=True)
+    finally:
+        context.close()

@@ -59,8 +59,9 @@ def test_copied_sources_exist_and_entry_point_builds_an_app(dockerfile):
 def test_shopkit_installs_as_the_image_installs_it(tmp_path):
     """`pip install --no-deps services/shopkit`, as in every builder stage, into a fresh folder."""
     target = tmp_path / "site"
+    source = shutil.copytree(SERVICES / "shopkit", tmp_path / "shopkit")  # the build must not litter the tree
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                             "--target", str(target), str(SERVICES / "shopkit")], capture_output=True, text=True)
+                             "--target", str(target), str(source)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     check = subprocess.run([sys.executable, "-c", "import shopkit.app, shopkit.gunicorn_conf; print(shopkit.__file__)"],
                            cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},

@@ -28,6 +28,7 @@ main() {
   source "$REPO_ROOT/scripts/lib/venv.sh"
   ensure_venv
   ensure_redis
+  ensure_checkov
   if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/bin/chromium ]]; then
     echo "Note: chromium is missing, so the storefront browser tests will be skipped (sudo apt-get install chromium)." >&2
   fi

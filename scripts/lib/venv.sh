@@ -50,3 +50,9 @@ ensure_redis() {
     [[ -x "$venv/bin/redis-server" ]] && return 0
   venv_die "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and rerun."
 }
+
+# checkov in its own virtualenv (.venv-checkov): its pins clash with requirements-dev.txt.
+ensure_checkov() {
+  "$REPO_ROOT/.venv/bin/python" -m tools.manifestcheck --install-checkov >/dev/null ||
+    venv_die "could not install checkov into .venv-checkov: check the network access to PyPI and rerun."
+}

@@ -5,6 +5,8 @@ import uuid
 import pytest
 import requests
 
+from tests.support import FaultSwitch, LoneService
+
 
 @pytest.fixture
 def http():
@@ -18,25 +20,6 @@ def user() -> str:
     return f"u-{uuid.uuid4().hex[:12]}"
 
 
-class FaultSwitch:
-    """Changes fault settings through the real /admin/faults endpoints and puts them back afterwards."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.touched: set[str] = set()
-
-    def set(self, service: str, **settings) -> dict:
-        response = requests.put(self.stack.urls[service] + "/admin/faults", json=settings, timeout=5)
-        assert response.status_code == 200, response.text
-        self.touched.add(service)
-        return response.json()
-
-    def reset(self) -> None:
-        for service in self.touched:
-            requests.delete(self.stack.urls[service] + "/admin/faults", timeout=5)
-        self.touched.clear()
-
-
 @pytest.fixture
 def faults(stack):
     switch = FaultSwitch(stack)
@@ -44,106 +27,8 @@ def faults(stack):
     switch.reset()
 
 
-def add(http, stack, user, product_id="1", quantity=1):
-    response = http.post(f"{stack.urls['api-gateway']}/api/cart/{user}/add",
-                         json={"product_id": product_id, "quantity": quantity}, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def metric_value(text: str, name: str, **labels) -> float:
-    """The sum of the samples of `name` whose labels include `labels`, from a Prometheus text page."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        series, _, value = line.rpartition(" ")
-        if all(f'{key}="{val}"' in series for key, val in labels.items()):
-            total += float(value)
-    return total
-
-
-class LoneService:
-    """One more real instance of a service (gunicorn, shopkit config) wired to neighbours of the test's choosing."""
-
-    def __init__(self, component_name: str, env: dict[str, str], folder):
-        from devstack.stack import COMPONENTS, SERVICES, free_ports
-
-        self.component = next(c for c in COMPONENTS if c.name == component_name)
-        self.port = free_ports(1)[0]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
-        self.cwd = SERVICES / self.component.directory
-        self.log = folder / f"{component_name}-{self.port}.log"
-        self.process = None
-
-    def __enter__(self):
-        import os
-        import subprocess
-        import sys
-        import time
-
-        from devstack.stack import SERVICES, http_ok
-
-        env = {k: v for k, v in os.environ.items() if k not in ("SHOPKIT_RUNTIME_DIR", "PROMETHEUS_MULTIPROC_DIR")}
-        env.update(self.component.env, PORT=str(self.port), PYTHONPATH=str(SERVICES / "shopkit"),
-                   FAULTS_ENABLED="false", **self.env)
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "python:shopkit.gunicorn_conf", self.component.target],
-                cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not http_ok(self.url + "/health"):
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(15)
-
-
 @pytest.fixture
 def lone_service(tmp_path):
     def start(component_name: str, **env: str) -> LoneService:
         return LoneService(component_name, env, tmp_path)
     return start
-
-
-class FakeUpstream:
-    """A real HTTP server that plays a misbehaving neighbour and records the headers it was sent."""
-
-    def __init__(self, status=200, body=b'{"products": [], "count": 0, "currency": "USD"}',
-                 content_type="application/json", delay_s=0.0):
-        import http.server
-        import threading
-        import time
-
-        self.requests: list[dict[str, str]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append({k.lower(): v for k, v in self.headers.items()})
-                time.sleep(delay_s)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

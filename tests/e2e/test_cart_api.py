@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .conftest import add
+from tests.support import add
 
 
 def test_add_change_remove_clear(http, stack, user):

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .conftest import add, metric_value
+from tests.support import add, metric_value
 
 
 def checkout(stack, user, key=None, timeout=20):

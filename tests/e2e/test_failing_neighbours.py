@@ -3,7 +3,7 @@ import requests
 
 from devstack.stack import free_ports
 
-from .conftest import FakeUpstream, add
+from tests.support import FakeUpstream, add
 
 
 def test_upstream_down_is_503(lone_service):

@@ -3,7 +3,7 @@ import time
 
 import requests
 
-from .conftest import metric_value
+from tests.support import metric_value
 
 
 def test_error_rate_one_fails_every_business_request_on_every_worker(stack, faults):

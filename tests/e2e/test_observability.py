@@ -3,7 +3,7 @@ import json
 
 import requests
 
-from .conftest import add, metric_value
+from tests.support import add, metric_value
 
 
 def test_every_response_names_service_version_instance(stack):

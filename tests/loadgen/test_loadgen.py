@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -16,12 +17,14 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.stack import free_ports
+from loadgen.client import GatewayClient
 from loadgen.config import Settings
-from loadgen.metrics import METRIC_NAMES
+from loadgen.journeys import Shopper
+from loadgen.metrics import METRIC_NAMES, Metrics
 from loadgen.pacer import Pacer
 from loadgen.runner import LoadGenerator
-from loadgen.stats import percentile
-from tests.e2e.conftest import FaultSwitch
+from loadgen.stats import Stats, percentile
+from tests.support import FaultSwitch
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADGEN_DIR = ROOT / "services" / "loadgen"
@@ -139,6 +142,47 @@ def test_loadgen_counts_agree_with_the_services_own_metrics(stack, faults):
     assert summary["checkouts_by_version"] == {"v1": sum(v for (ver, _), v in checkouts.items() if ver == "v1")}
     assert summary["window_rps"] == pytest.approx(30, rel=0.2)
     assert all(summary["latency_ms"][p] is not None for p in ("p50", "p95", "p99"))
+
+
+class RecordingClient(GatewayClient):
+    """The real client, noting the Idempotency-Key of every checkout it sends."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.checkout_keys: list[str] = []
+
+    def call(self, action, method, path, **kwargs):
+        if action == "checkout":
+            self.checkout_keys.append(kwargs["headers"]["Idempotency-Key"])
+        return super().call(action, method, path, **kwargs)
+
+
+@pytest.mark.parametrize("payment_fault, results, keys_sent", [
+    ({"error_rate": 1.0}, ("payment_unavailable", "payment_unavailable"), 2),  # 5xx: once more, same key
+    ({"decline_rate": 1.0}, ("declined",), 1),                                 # a decline is an answer: no repeat
+])
+def test_shopper_repeats_a_failed_checkout_once_with_the_same_key(stack, faults, payment_fault, results, keys_sent):
+    settings = Settings(gateway_url=stack.urls["api-gateway"], rps=100, concurrency=1, duration_s=0,
+                        summary_every_s=10, metrics_port=0, instance="test")
+    stats = Stats(Metrics())
+    client = RecordingClient(settings, stats)
+    user = f"lg-test-{uuid.uuid4().hex[:12]}"
+    shopper = Shopper(client, stats, Pacer(100, threading.Event()), [user])
+    shopper.browse(user)
+    cart = shopper.add_to_cart(user, shopper.product_ids[0], 1, {})
+    assert cart, "the product is in the cart"
+    faults.set("payment-v1", enabled=True, timeout_rate=0.0, error_rate=0.0, decline_rate=0.0)
+    faults.set("payment-v1", **payment_fault)
+    before = counts(scrape(stack)["cart"], "checkouts_total", ("result",))
+    shopper.checkout(user)
+    after = counts(scrape(stack)["cart"], "checkouts_total", ("result",))
+
+    assert len(client.checkout_keys) == keys_sent and len(set(client.checkout_keys)) == 1
+    assert stats.checkout_retries == keys_sent - 1
+    assert sum(stats.checkouts.values()) == keys_sent
+    assert delta(after, before) == Counter((result,) for result in results)
+    assert shopper.view_cart(user) == cart, "a failed checkout leaves the cart as it was"
+    client.close()
 
 
 def test_loadgen_program_serves_metrics_prints_summaries_and_stops_on_sigterm(stack):

@@ -1,102 +1,14 @@
-"""Fixtures of the manifest-check tests: a throw-away copy of the real tree that a test breaks in one place."""
+"""Fixtures of the manifest-check tests."""
 from __future__ import annotations
 
-import copy
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tools.manifestcheck import Options, run  # noqa: E402
-from tools.manifestcheck.crd_schemas import resolve_folder  # noqa: E402
-from tools.manifestcheck.model import MANIFEST_DIRS  # noqa: E402
-
-# What the checks read besides the manifests: the README's matrix, build.sh (and the library it sources), the metric
-# names of the services and the architecture doc.
-SUPPORT_FILES = ("README.md", "build.sh", "scripts", "docs", "services")
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "node_modules", "static")
-
-
-def crds_folder() -> Path:
-    folder, _ = resolve_folder(REPO_ROOT, None)
-    return folder
-
-
-class ManifestCopy:
-    """A copy of the repository's checked files under tmp_path; edit one document, run the checker on it."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def docs(self, rel: str) -> list:
-        return [d for d in yaml.safe_load_all((self.root / rel).read_text()) if d is not None]
-
-    def write_docs(self, rel: str, docs: list) -> None:
-        (self.root / rel).write_text(yaml.safe_dump_all(docs, sort_keys=False))
-
-    def find(self, kind: str, where: Callable[[dict], bool] = lambda d: True, folder: str = "",
-             scenarios: bool = False) -> tuple[str, int, dict]:
-        """(file, index, document) of the first document of that kind the predicate accepts."""
-        for path in sorted(self.root.rglob("*.yaml")):
-            rel = path.relative_to(self.root).as_posix()
-            if not rel.startswith(MANIFEST_DIRS) or not rel.startswith(folder) or (not scenarios and "/scenarios/" in rel):
-                continue
-            try:
-                docs = self.docs(rel)
-            except yaml.YAMLError:
-                continue
-            for i, doc in enumerate(docs):
-                if isinstance(doc, dict) and doc.get("kind") == kind and where(doc):
-                    return rel, i, doc
-        raise LookupError(f"no {kind} in {folder or 'the tree'} matches")
-
-    def edit(self, kind: str, change: Callable[[dict], None], where: Callable[[dict], bool] = lambda d: True,
-             folder: str = "") -> tuple[str, dict]:
-        """Apply `change` to the first matching document (after unsharing YAML anchors) and save the file."""
-        rel, index, _ = self.find(kind, where, folder)
-        docs = self.docs(rel)
-        docs[index] = copy.deepcopy(yaml.safe_load(yaml.safe_dump(docs[index])))  # no aliasing left
-        change(docs[index])
-        self.write_docs(rel, docs)
-        return rel, docs[index]
-
-    def check(self, *checks: str, crds: Path | None = None, render: bool = False) -> list[str]:
-        problems, _ = run(Options(root=self.root, crds=str(crds or crds_folder()),
-                                  checks=list(checks) or _all_but_hardening(), render=render))
-        return [str(p) for p in problems]
-
-    def cli(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tools.manifestcheck", "--root", str(self.root), *args],
-                              cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
-
-
-def _all_but_hardening() -> list[str]:
-    from tools.manifestcheck import CHECKS
-
-    return [c for c in CHECKS if c != "hardening"]
+from tests.manifests.manifest_copy import ManifestCopy, copy_tree
 
 
 @pytest.fixture
-def tree_copy(tmp_path: Path) -> Iterator[ManifestCopy]:
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in MANIFEST_DIRS + SUPPORT_FILES:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=IGNORE)
-        elif source.is_file():
-            shutil.copy2(source, root / name)
-    yield ManifestCopy(root)
-
-
-def matching(problems: list[str], *fragments: str) -> list[str]:
-    """The problem lines that contain every fragment."""
-    return [p for p in problems if all(f in p for f in fragments)]
+def tree_copy(tmp_path: Path) -> ManifestCopy:
+    """A copy of the real manifests (and what the checks read besides them) to break in one place."""
+    return copy_tree(tmp_path / "repo")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO_ROOT
+from tests.manifests.manifest_copy import REPO_ROOT
 
 LINE = re.compile(r"^\S+(:\d+)?( \S+/\S+)?: .+$")
 

@@ -1,7 +1,7 @@
 """Cross-reference checks: a name one manifest uses must exist in another, with matching labels and ports."""
 from __future__ import annotations
 
-from conftest import matching
+from tests.manifests.manifest_copy import matching
 
 
 def has_selector(doc):
@@ -137,3 +137,38 @@ def test_httproute_backend_and_parent_with_wrong_port_or_name_fail(tree_copy):
 def test_linkerd_server_port_missing_from_the_pods_fails(tree_copy):
     rel, server = tree_copy.edit("Server", lambda d: d["spec"].update(port="htttp"), folder="linkerd/")
     assert matching(tree_copy.check("refs"), rel, f"Server/{server['metadata']['name']}", "port 'htttp'")
+
+
+def test_virtualservice_bound_to_a_missing_gateway_fails(tree_copy):
+    rel, vs = tree_copy.edit("VirtualService", lambda d: d["spec"].update(gateways=["shop-gatway"]), folder="istio/",
+                             where=lambda d: "gateways" in d["spec"])
+    assert matching(tree_copy.check("refs"), rel, f"VirtualService/{vs['metadata']['name']}", "gateway 'shop-gatway'")
+
+
+def test_istio_policy_selecting_no_pods_fails(tree_copy):
+    rel, policy = tree_copy.edit("AuthorizationPolicy", lambda d: d["spec"]["selector"]["matchLabels"].update(app="cart"),
+                                 folder="istio/", where=lambda d: "selector" in d.get("spec", {}))
+    assert matching(tree_copy.check("refs"), rel, f"AuthorizationPolicy/{policy['metadata']['name']}", "matches no pod template")
+
+
+def test_flagger_canary_with_missing_target_or_metric_template_fails(tree_copy):
+    def break_canary(canary):
+        canary["spec"]["targetRef"]["name"] = "payment-service-v7"
+        canary["spec"]["analysis"]["metrics"][0]["templateRef"]["name"] = "no-such-template"
+
+    rel, index, _ = tree_copy.find("Canary", folder="linkerd/", scenarios=True)
+    docs = tree_copy.docs(rel)
+    break_canary(docs[index])
+    tree_copy.write_docs(rel, docs)
+    problems = matching(tree_copy.check("refs"), rel, "Canary/")
+    assert matching(problems, "targetRef Deployment/payment-service-v7 has no manifest"), problems
+    assert matching(problems, "MetricTemplate no-such-template has no manifest"), problems
+
+
+def test_secret_created_only_by_the_scripts_counts_until_the_scripts_stop_creating_it(tree_copy):
+    mounted = [name for name in ("grafana-admin",) if name in (tree_copy.root / "monitoring" / "grafana.yaml").read_text()]
+    assert mounted, "monitoring/grafana.yaml no longer mounts the grafana-admin Secret: update this test"
+    assert not matching(tree_copy.check("refs"), "Secret 'grafana-admin'")
+    for script in list(tree_copy.root.glob("*.sh")) + list((tree_copy.root / "scripts").rglob("*.sh")):
+        script.write_text(script.read_text().replace("grafana-admin", "grafana-login"))
+    assert matching(tree_copy.check("refs"), "monitoring/grafana.yaml", "Deployment/grafana", "Secret 'grafana-admin' has no manifest")

@@ -1,7 +1,7 @@
 """Route semantics: canary weights add up to 100, and nothing that can carry a POST is retried."""
 from __future__ import annotations
 
-from conftest import matching
+from tests.manifests.manifest_copy import matching
 
 from tools.manifestcheck.routes import istio_route_methods
 

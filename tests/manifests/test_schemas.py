@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import crds_folder, matching
+from tests.manifests.manifest_copy import crds_folder, matching
 
 from tools.manifestcheck import core_schemas
 from tools.manifestcheck.crd_schemas import to_json_schema

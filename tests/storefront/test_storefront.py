@@ -6,7 +6,7 @@ import re
 import pytest
 import requests
 
-from tests.e2e.conftest import FaultSwitch
+from tests.support import FaultSwitch
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ORDER_ID_PATTERN = re.compile(r"^ord_[a-f0-9]{20}$")
@@ -147,3 +147,61 @@ def test_phone_layout_has_no_sideways_scrolling(browser, stack, artifacts):
         page.screenshot(path=artifacts / "05-phone.png", full_page=True)
     finally:
         context.close()
+
+
+def test_payment_timeout_is_explained_and_the_retry_buys_once_with_the_same_key(stack, shop_page, faults, artifacts):
+    page, watch = shop_page
+    page.goto("/")
+    page.locator("#product-list li.product").first.wait_for()
+    user = page.locator("#user-id").inner_text()
+    product = api(stack, "/api/products")["products"][3]["id"]
+    page.locator(f"#add-{product}").click()
+    wait_cart_count(page, 1)
+    # Payment hangs a little longer than cart waits for it (PAYMENT_TIMEOUT_S, 4 s): cart answers 504, nothing charged.
+    for payment in ("payment-v1", "payment-v2"):
+        faults.set(payment, enabled=True, timeout_rate=1.0, timeout_seconds=4.5, decline_rate=0.0, error_rate=0.0)
+    page.locator("#checkout").click()
+    page.locator("#retry-checkout").wait_for(timeout=20_000)
+    notice = page.locator("#checkout-notice").inner_text()
+    assert "payment took too long to answer (HTTP 504)" in notice
+    assert "same Idempotency-Key" in notice
+    assert ui_cart(page) == server_cart(stack, user) == {product: 1}
+    page.screenshot(path=artifacts / "06-payment-timeout.png", full_page=True)
+
+    faults.reset()
+    page.locator("#retry-checkout").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('checkout-notice').innerText.includes('is paid')")
+    # Keyboard focus comes back to the checkout controls instead of falling to the top of the page.
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'checkout'")
+    assert len(set(watch.checkout_keys)) == 1 and len(watch.checkout_keys) == 2
+    orders = api(stack, f"/api/users/{user}/orders")["orders"]
+    assert [o["idempotency_key"] for o in orders] == watch.checkout_keys[:1]
+    assert_console_clean(watch)
+
+
+def test_proxy_error_page_and_network_error_from_stand_in_routes_become_messages(stack, shop_page):
+    """No proxy or network fault runs here, so Playwright's request routing stands in for them: an HTML 502 page
+    (what an ingress answers when the gateway is gone) for the catalog, a dropped connection for the cart."""
+    page, watch = shop_page
+    page.route("**/api/products", lambda route: route.fulfill(
+        status=502, body="<html><body>502 Bad Gateway</body></html>", content_type="text/html"))
+    page.route("**/api/cart/*", lambda route: route.abort("connectionreset"))
+    page.goto("/")
+    page.locator("#retry-catalog").wait_for()
+    assert "Catalog: unexpected answer from the server (HTTP 502)" in page.locator("#catalog-notice").inner_text()
+    page.locator("#retry-cart").wait_for()
+    assert "Cart: cannot reach the shop (network error)" in page.locator("#cart-notice").inner_text()
+    assert page.locator("h1").inner_text() == "Mesh Lab Shop"  # the page is still there, not blank
+
+    page.unroute("**/api/products")
+    page.unroute("**/api/cart/*")
+    page.locator("#retry-catalog").click()
+    page.locator("#product-list li.product").first.wait_for()
+    page.locator("#retry-cart").click()
+    page.wait_for_function("() => document.getElementById('cart-notice').innerText === ''")
+
+    assert watch.page_errors == []
+    # Chromium logs each failed load itself; nothing else may appear.
+    assert all(text.startswith("Failed to load resource") for text, _url in watch.console_errors), \
+        watch.console_errors

@@ -100,7 +100,7 @@ def test_payment_replays_an_approved_key_and_refuses_a_different_payment(payment
 
 
 def test_payment_decline_is_402_even_when_notification_is_down(payment):
-    payment.put("/admin/faults", json={"enabled": True, "decline_rate": 1.0})
+    payment.put("/admin/faults", json={"enabled": True, "decline_rate": 1.0, "timeout_rate": 0.0})
     declined = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k2"})
     assert declined.status_code == 402
     body = declined.get_json()
@@ -111,7 +111,8 @@ def test_payment_decline_is_402_even_when_notification_is_down(payment):
 
 
 def test_payment_injected_timeout_answers_504_without_charging(payment):
-    payment.put("/admin/faults", json={"enabled": True, "timeout_rate": 1.0, "timeout_seconds": 0.05})
+    payment.put("/admin/faults", json={"enabled": True, "decline_rate": 0.0, "timeout_rate": 1.0,
+                                        "timeout_seconds": 0.05})
     hung = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k3"})
     assert hung.status_code == 504 and hung.get_json()["fault"] == "timeout"
     payment.put("/admin/faults", json={"timeout_rate": 0.0})

@@ -25,6 +25,9 @@ from .stats import Stats, describe
 
 USERS_PER_SHOPPER = 25      # returning customers: each shopper thread plays its own 25, so carts carry over visits
 WAITING_LOG_EVERY_S = 15.0  # while the gateway is not ready: one line now, then one per this many seconds
+# On stop, how long the requests in flight may still take before the final summary is printed without them. Below
+# the Deployment's terminationGracePeriodSeconds (15 s), so the summary makes it into the log before a SIGKILL.
+STOP_WAIT_S = 10.0
 
 USAGE = """\
 Usage: python -m loadgen    (from services/loadgen; configured only by environment variables)
@@ -116,8 +119,9 @@ class LoadGenerator:
             self.log.info(f"{self.stop_reason}: stopping; waiting for the requests in flight",
                           extra={"event": "stopping"})
         self.stop.set()
-        # The longest request in flight is a checkout: wait that long, then give up on it (threads are daemons).
-        deadline = time.monotonic() + self.settings.connect_timeout_s + self.settings.checkout_timeout_s + 1
+        # Requests in flight may finish (a slow checkout takes up to the gateway's 12 s); after STOP_WAIT_S the
+        # summary goes out without them (the shopper threads are daemons and end with the process).
+        deadline = time.monotonic() + STOP_WAIT_S
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.metrics.gateway_ready.set(0)
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loadgen: {exc}; fix the variable and start again (python -m loadgen --help)", file=sys.stderr)
         return 2
 
-    log = configure_logging("loadgen", "v1", settings.instance, log_level)
+    log = configure_logging("loadgen", env_str("SERVICE_VERSION", "v1"), settings.instance, log_level)
     generator = LoadGenerator(settings, log=log)
     server = None
     if settings.metrics_port:

@@ -138,6 +138,7 @@ def describe(summary: dict[str, Any]) -> str:
     scope = "whole run" if summary["final"] else "last"
     return (f"{'final summary' if summary['final'] else 'summary'}: {scope} {summary['window_s']:g} s "
             f"{summary['window_requests']} requests ({summary['window_rps']:g}/s), latency {latency_text}; "
-            f"total {summary['requests']} requests, errors {summary['errors']} ({counts(summary['errors_by_status'])}); "
+            f"total {summary['requests']} requests, "
+            f"errors {summary['errors']} ({counts(summary['errors_by_status'])}); "
             f"checkouts {summary['checkouts']} by payment version {counts(summary['checkouts_by_version'])}, "
             f"by result {counts(summary['checkouts_by_result'])}, retried {summary['checkout_retries']}")

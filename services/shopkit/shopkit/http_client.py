@@ -1,19 +1,23 @@
-"""Outbound HTTP: one pooled session per neighbour and process, timeouts on every call, headers forwarded.
+"""Outbound HTTP: one connection pool per neighbour and process, timeouts on every call, headers forwarded.
 
 Retries are deliberately absent: retrying is the mesh's job in this lab, and an application that retried on its own
 would hide what the mesh does (and could charge twice).
+
+urllib3's pool is used directly rather than through requests: on the gateway's hot path requests cost about 0.35 ms
+of CPU per call on top of urllib3, a third of what a relayed request costs in all (see bench/).
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+import urllib3
 from flask import g, has_request_context
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from . import metrics
 from .errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
@@ -43,22 +47,19 @@ class Upstream:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.pool_size = pool_size
-        self._session: requests.Session | None = None
-        self._session_pid = 0
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        self._pool_pid = 0
         self._lock = threading.Lock()
 
-    def _pooled_session(self) -> requests.Session:
-        # A session made before gunicorn forked would share sockets between workers: make one per process.
-        if self._session is None or self._session_pid != os.getpid():
+    def _connection_pool(self) -> urllib3.HTTPConnectionPool:
+        # A pool made before gunicorn forked would share sockets between workers: make one per process.
+        if self._pool is None or self._pool_pid != os.getpid():
             with self._lock:
-                if self._session is None or self._session_pid != os.getpid():
-                    session = requests.Session()
-                    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
-                    session.mount("http://", adapter)
-                    session.mount("https://", adapter)
-                    session.trust_env = False  # no proxy from the environment between two pods
-                    self._session, self._session_pid = session, os.getpid()
-        return self._session
+                if self._pool is None or self._pool_pid != os.getpid():
+                    self._pool = urllib3.connection_from_url(self.base_url, maxsize=self.pool_size, block=False,
+                                                             retries=False)
+                    self._pool_pid = os.getpid()
+        return self._pool
 
     def call(self, method: str, path: str, *, json_body: Any = None, raw_body: bytes | None = None,
              content_type: str | None = None, headers: dict[str, str] | None = None,
@@ -66,33 +67,34 @@ class Upstream:
         """Calls the neighbour; returns any answer whose body is a JSON object, raises UpstreamError otherwise."""
         outgoing = dict(g.get("forward_headers", {})) if has_request_context() else {}
         outgoing.update(headers or {})
+        if json_body is not None:
+            raw_body, content_type = json.dumps(json_body).encode(), "application/json"
         if raw_body is not None and content_type:
             outgoing["Content-Type"] = content_type
-        timeout = (self.connect_timeout_s, read_timeout_s or self.read_timeout_s)
+        read_timeout = read_timeout_s or self.read_timeout_s
         started = time.perf_counter()
         try:
-            response = self._pooled_session().request(
-                method, self.base_url + path, json=json_body, data=raw_body, headers=outgoing, timeout=timeout)
-        except requests.ConnectTimeout:
-            raise self._fail(UpstreamUnavailable, started,
-                             f"{self.name} did not accept a connection within {timeout[0]:g}s")
-        except requests.ReadTimeout:
-            raise self._fail(UpstreamTimeout, started, f"{self.name} did not answer within {timeout[1]:g}s")
-        except requests.RequestException as exc:
+            response = self._connection_pool().urlopen(
+                method, path, body=raw_body, headers=outgoing, retries=False, redirect=False,
+                timeout=urllib3.Timeout(connect=self.connect_timeout_s, read=read_timeout))
+        except ReadTimeoutError:
+            raise self._fail(UpstreamTimeout, started, f"{self.name} did not answer within {read_timeout:g}s")
+        except HTTPError as exc:  # refused, reset, DNS, connect timeout: nothing answered
             raise self._fail(UpstreamUnavailable, started, f"{self.name} is unreachable ({type(exc).__name__})")
+        raw = response.data
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):
             # Not our services' JSON: a proxy answered (Envoy's "upstream request timeout", an RBAC denial) or
             # something that is not our service is listening there.
-            snippet = response.text[:120].strip().replace("\n", " ")
-            message = f"{self.name} answered HTTP {response.status_code} without a JSON object: {snippet!r}"
-            kind = {503: UpstreamUnavailable, 504: UpstreamTimeout}.get(response.status_code, UpstreamBadResponse)
-            raise self._fail(kind, started, message, upstream_status=response.status_code)
-        self._count(started, "ok" if response.status_code < 400 else f"http_{response.status_code // 100}xx")
-        return UpstreamResponse(response.status_code, body, response.content, dict(response.headers))
+            snippet = raw[:120].decode("utf-8", "replace").strip().replace("\n", " ")
+            message = f"{self.name} answered HTTP {response.status} without a JSON object: {snippet!r}"
+            kind = {503: UpstreamUnavailable, 504: UpstreamTimeout}.get(response.status, UpstreamBadResponse)
+            raise self._fail(kind, started, message, upstream_status=response.status)
+        self._count(started, "ok" if response.status < 400 else f"http_{response.status // 100}xx")
+        return UpstreamResponse(response.status, body, raw, dict(response.headers))
 
     def _count(self, started: float, outcome: str) -> None:
         metrics.UPSTREAM_REQUESTS.labels(self.service, self.version, self.name, outcome).inc()

@@ -89,7 +89,9 @@
 
     return window.fetch(path, init).then(function (response) {
       return response.text().then(function (text) {
-        var result = { ok: response.ok, status: response.status, headers: response.headers, data: null, nonJson: false };
+        var result = {
+          ok: response.ok, status: response.status, headers: response.headers, data: null, nonJson: false
+        };
         if (text) {
           try {
             result.data = JSON.parse(text);
@@ -257,13 +259,13 @@
     return isNaN(date.getTime()) ? String(timestamp) : date.toLocaleString();
   }
 
-  function versionBadge(version, extraText, outcome) {
+  function versionBadge(version) {
     var known = version === 'v1' || version === 'v2';
     return el('span', {
-      className: 'badge ' + (known ? 'badge-' + version : 'badge-unknown') + (outcome ? ' badge-failed' : ''),
+      className: 'badge ' + (known ? 'badge-' + version : 'badge-unknown'),
       'data-testid': 'version-badge',
-      title: (known ? 'served by payment ' + version : 'payment version unknown') + (outcome ? ': ' + outcome : '')
-    }, [(extraText || '') + (known ? 'payment ' + version : 'payment ?') + (outcome ? ' · ' + outcome : '')]);
+      title: known ? 'served by payment ' + version : 'payment version unknown'
+    }, [known ? 'payment ' + version : 'payment ?']);
   }
 
   function paymentVersionOf(result) {
@@ -490,6 +492,9 @@
     if (!attempt || state.checkoutBusy) return Promise.resolve();
     state.checkoutBusy = true;
     attempt.tries += 1;
+    // The button the shopper pressed disappears with the old message; give the keyboard focus a place to return to.
+    var active = document.activeElement;
+    var hadFocus = active && (active.id === 'retry-checkout' || active.id === 'checkout');
     $('checkout').setAttribute('aria-disabled', 'true');
     showNotice('checkout-notice', 'info', attempt.tries > 1
       ? 'Retrying the checkout with the same Idempotency-Key…'
@@ -502,6 +507,7 @@
     }).then(function () {
       state.checkoutBusy = false;
       renderCart();
+      if (hadFocus) ($('retry-checkout') || $('checkout')).focus();
     });
   }
 
@@ -509,7 +515,9 @@
     var version = paymentVersionOf(result);
     var replayed = result.headers && result.headers.get('Idempotent-Replayed') === 'true';
     // A replay is the cart answering from its store: payment did not serve it again, so it is not counted again.
-    if (version && !replayed) countVersion(version, result.ok ? 'paid' : result.status === 402 ? 'declined' : 'failed');
+    if (version && !replayed) {
+      countVersion(version, result.ok ? 'paid' : result.status === 402 ? 'declined' : 'failed');
+    }
 
     if (result.ok) {
       state.pendingCheckout = null;
@@ -520,17 +528,25 @@
       return Promise.all([loadCart(), loadActivity()]);
     }
 
-    if (result.status === 409) {
+    // 409 with the key in the body: the same attempt is still running elsewhere (a double click, another tab), so a
+    // retry with the same key is right. Any other 409 (empty cart, product no longer sold) ends the attempt.
+    if (result.status === 409 && !(result.data && result.data.idempotency_key)) {
       state.pendingCheckout = null;
       showNotice('checkout-notice', 'info', describeFailure(result, 'checkout') + '.');
       return loadCart();
     }
 
     var servedBy = version ? ' Served by payment ' + version + '.' : '';
-    var retryable = result.status === 402 || isRetryable(result);
+    var retryable = result.status === 402 || result.status === 409 || isRetryable(result);
+    // Only the cart service can vouch for the cart: its answers carry the key. A timeout or a proxy's error means
+    // nobody knows whether the order went through, and the message says so.
+    var cartAnswered = !!(result.data && result.data.idempotency_key);
     var advice = result.status === 402
       ? ' Your cart is unchanged and nothing was charged.'
-      : ' Your cart is unchanged. Retrying is safe: it reuses the same Idempotency-Key, so you cannot pay twice.';
+      : cartAnswered
+        ? ' Your cart is unchanged. Retrying is safe: it reuses the same Idempotency-Key, so you cannot pay twice.'
+        : ' Whether the order went through is unknown. Retrying is safe: it reuses the same Idempotency-Key, so ' +
+          'if it did, you get that order back instead of paying twice.';
     showNotice('checkout-notice', 'error', describeFailure(result, 'checkout') + '.' + servedBy + advice,
       retryable ? [{ id: 'retry-checkout', label: 'Retry checkout', onClick: runCheckout }] : null);
     // Show the cart as the server has it now, so "unchanged" is something the shopper can see, not a promise.
@@ -565,8 +581,9 @@
       facts.appendChild(el('dd', { text: payment.receipt }));
     } else if (payment.receipt && typeof payment.receipt === 'object') {
       facts.appendChild(el('dt', { text: 'Receipt' }));
-      facts.appendChild(el('dd', { text: 'itemised (' + (payment.receipt.format || 'v2') + ')' +
-        (payment.receipt.authorization_code ? ', authorisation ' + payment.receipt.authorization_code : '') }));
+      facts.appendChild(el('dd', { text: 'Itemised' +
+        (payment.receipt.authorization_code ? ', authorisation ' + payment.receipt.authorization_code : '') +
+        (payment.receipt.format ? ' (' + payment.receipt.format + ')' : '') }));
     }
     body.appendChild(facts);
     var items = Array.isArray(order.items) ? order.items : [];
@@ -610,8 +627,8 @@
   function renderVersions() {
     var counts = loadVersions();
     var total = counts.v1 + counts.v2;
-    $('count-v1').textContent = String(counts.v1);
-    $('count-v2').textContent = String(counts.v2);
+    $('count-v1').textContent = $('header-v1').textContent = String(counts.v1);
+    $('count-v2').textContent = $('header-v2').textContent = String(counts.v2);
     $('share-v2').textContent = total ? Math.round((100 * counts.v2) / total) + '% of ' + total : '–';
     $('bar-v1').style.width = total ? (100 * counts.v1) / total + '%' : '0';
     $('bar-v2').style.width = total ? (100 * counts.v2) / total + '%' : '0';
@@ -620,8 +637,12 @@
     counts.recent.forEach(function (entry) {
       var version = typeof entry === 'string' ? entry : entry && entry.version;
       var outcome = entry && entry.outcome;
-      var badge = versionBadge(version, null, outcome && outcome !== 'paid' ? outcome : null);
-      recent.appendChild(el('li', {}, [badge]));
+      var failed = outcome && outcome !== 'paid';
+      var known = version === 'v1' || version === 'v2';
+      recent.appendChild(el('li', {}, [el('span', {
+        className: 'badge ' + (known ? 'badge-' + version : 'badge-unknown') + (failed ? ' badge-failed' : ''),
+        title: 'payment ' + (known ? version : '?') + (failed ? ': ' + outcome : ': paid')
+      }, [(known ? version : '?') + (failed ? ' · ' + outcome : '')])]));
     });
     if (!counts.recent.length) recent.appendChild(el('li', { className: 'empty', text: 'No checkouts yet.' }));
   }

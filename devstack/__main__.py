@@ -23,7 +23,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="add N to every port (5000+N for the gateway, 6379+N for Redis, ...)")
     parser.add_argument("--data-dir", default=str(ROOT / ".local"),
                         help="where Redis keeps its append-only file and where the logs go (default .local/)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
+    if lowest < 1024 or highest > 65535:
+        parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 56435)")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +35,8 @@ def main(argv: list[str]) -> int:
     stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
                   payment_version=args.payment_version, load=args.load)
     stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the terminal must not leave Redis and the services running (they have sessions of their own).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.set())
     print("Starting Redis and the services (logs in %s) ..." % stack.logs_dir, flush=True)
     try:
@@ -47,7 +52,8 @@ def main(argv: list[str]) -> int:
           f"{stack.data_dir / 'redis'})")
     if args.load:
         print(f"  {'loadgen':<13} http://localhost:{stack.ports['loadgen']}/metrics")
-    catalog, payment = stack.urls["catalog"], stack.urls["payment-v1"]
+    catalog = stack.urls["catalog"].replace("127.0.0.1", "localhost")
+    payment = stack.urls[f"payment-{args.payment_version}"].replace("127.0.0.1", "localhost")
     print(f"""
 Storefront: {gateway}/
 
@@ -57,6 +63,7 @@ Try:
   curl {gateway}/api/cart/user123
   curl -i -X POST {gateway}/api/cart/user123/checkout -H 'Idempotency-Key: my-first-order'
   curl -X PUT {payment}/admin/faults -d '{{"decline_rate": 1}}'   # every payment declines
+  curl -X DELETE {payment}/admin/faults                          # back to the defaults
   curl -X PUT {catalog}/admin/faults -d '{{"sick": true}}'         # catalog fails every request
   tail -f {stack.logs_dir}/*.log
 

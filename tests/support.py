@@ -92,7 +92,7 @@ class FakeUpstream:
     """A real HTTP server that plays a misbehaving neighbour and records the headers it was sent."""
 
     def __init__(self, status=200, body=b'{"products": [], "count": 0, "currency": "USD"}',
-                 content_type="application/json", delay_s=0.0):
+                 content_type="application/json", delay_s=0.0, by_path: dict[str, tuple[int, bytes]] | None = None):
         import http.server
         import threading
         import time
@@ -103,12 +103,18 @@ class FakeUpstream:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.requests.append({k.lower(): v for k, v in self.headers.items()})
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
                 time.sleep(delay_s)
-                self.send_response(status)
+                code, payload = (by_path or {}).get(self.path, (status, body))
+                self.send_response(code)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(payload)
+
+            do_POST = do_PUT = do_DELETE = do_GET
 
             def log_message(self, *args):
                 pass

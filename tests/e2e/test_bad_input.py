@@ -97,3 +97,51 @@ def test_admin_faults_rejects_bad_settings(stack):
         response = requests.put(url, json=body, timeout=5)
         assert response.status_code == 400 and message in response.json()["error"], body
     assert requests.get(url, timeout=5).json()["error_rate"] == 0.05  # unchanged
+
+
+def raw_post(port: int, path: str, body: bytes, chunked: bool) -> tuple[int, dict]:
+    """A hand-written HTTP/1.1 request, to send what requests would not (a chunked body with no length)."""
+    import json
+    import socket
+
+    head = f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    if chunked:
+        pieces = [body[i:i + 4000] for i in range(0, len(body), 4000)]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        head += "Transfer-Encoding: chunked\r\n\r\n"
+    else:
+        payload = body
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + payload)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("entry", ["cart", "api-gateway"])
+def test_oversized_chunked_body_is_413_not_truncated(stack, user, entry):
+    prefix = "/api" if entry == "api-gateway" else ""
+    body = b'{"product_id": "1", "quantity": 1, "padding": "' + b"a" * 60_000 + b'"}'
+    status, answer = raw_post(stack.ports[entry], f"{prefix}/cart/{user}/add", body, chunked=True)
+    assert status == 413 and "larger than" in answer["error"]
+    small = b'{"product_id": "1", "quantity": 1}'
+    status, answer = raw_post(stack.ports[entry], f"{prefix}/cart/{user}/add", small, chunked=True)
+    assert status == 200 and answer["items"][0]["quantity"] == 1
+
+
+@pytest.mark.parametrize("url_key,path", [("cart", "/cart/u1/add"), ("api-gateway", "/api/cart/u1/add"),
+                                          ("payment-v1", "/payments"), ("catalog", "/admin/faults")])
+def test_deeply_nested_json_is_400(stack, url_key, path):
+    method = requests.put if path == "/admin/faults" else requests.post
+    response = method(stack.urls[url_key] + path, data="[" * 5000, headers={"Idempotency-Key": "k"}, timeout=5)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
+def test_made_up_methods_do_not_create_metric_series(stack):
+    for method in ("FOO1", "BAR2"):
+        assert requests.request(method, stack.urls["api-gateway"] + "/api/products", timeout=5).status_code == 405
+    text = requests.get(stack.urls["api-gateway"] + "/metrics", timeout=5).text
+    assert 'method="FOO1"' not in text and 'method="other"' in text

@@ -34,6 +34,16 @@ def test_payment_versions_differ_in_the_body(stack):
     assert 0 <= bodies["payment-v2"]["fraud_check"]["score"] <= 1
 
 
+def log_lines(stack, service: str, **match) -> list[dict]:
+    lines = []
+    for raw in (stack.logs_dir / f"{service}.log").read_text().splitlines():
+        if raw.startswith("{"):
+            line = json.loads(raw)
+            if all(line.get(k) == v for k, v in match.items()):
+                lines.append(line)
+    return lines
+
+
 def test_request_counter_sums_all_workers(stack):
     catalog = stack.urls["catalog"]
 
@@ -42,9 +52,24 @@ def test_request_counter_sums_all_workers(stack):
                             route="/products", method="GET", status="200", service="catalog")
 
     before = served()
-    for _ in range(50):
-        requests.get(catalog + "/products", timeout=5)  # a new connection each: both workers answer
+    for n in range(50):  # a new connection each, so both workers answer some
+        requests.get(catalog + "/products", headers={"x-request-id": f"sum-workers-{n}"}, timeout=5)
     assert served() - before == 50
+    pids = {line["pid"] for line in log_lines(stack, "catalog", route="/products")
+            if line["request_id"].startswith("sum-workers-")}
+    assert len(pids) >= 2, "the test proves nothing unless more than one worker answered"
+
+
+def test_one_trace_reaches_every_hop_of_a_checkout(stack, http, user):
+    """gateway -> cart -> catalog, payment -> notification: the same request id and trace id in five logs."""
+    add(http, stack, user, "11", 1)
+    trace = "5e1f1a2b3c4d5e6f708192a3b4c5d6e7"
+    response = requests.post(f"{stack.urls['api-gateway']}/api/cart/{user}/checkout", timeout=20, headers={
+        "x-request-id": f"trace-{user}", "traceparent": f"00-{trace}-1111111111111111-01"})
+    assert response.status_code == 201
+    for service in ("api-gateway", "cart", "catalog", "payment-v1", "notification"):
+        lines = log_lines(stack, service, request_id=f"trace-{user}")
+        assert lines and all(line["trace_id"] == trace for line in lines), service
 
 
 def test_routes_are_templates_and_business_counters_move(http, stack, user):

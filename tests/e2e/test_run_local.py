@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -28,13 +29,14 @@ def test_run_local_starts_serves_and_stops_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         [str(ROOT / "run-local.sh"), "--no-faults", "--port-offset", str(offset), "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    output = []
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # never blocks the test
+    reader.start()
     try:
         deadline = time.monotonic() + 90
-        for line in process.stdout:
-            output.append(line)
-            if "Ctrl-C stops everything." in line or time.monotonic() > deadline:
-                break
+        while not any("Ctrl-C stops everything." in line for line in output) and time.monotonic() < deadline:
+            assert process.poll() is None, "".join(output)
+            time.sleep(0.2)
         text = "".join(output)
         assert "Ready. Faults OFF" in text, text
         gateway = f"http://localhost:{5000 + offset}"

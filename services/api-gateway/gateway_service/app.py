@@ -8,12 +8,13 @@ Nothing of the services' /admin surface is reachable through it.
 from __future__ import annotations
 
 import os
+import uuid
 
 from flask import Response, jsonify, request
 
 from shopkit.app import create_service_app
 from shopkit.config import Settings, env_float
-from shopkit.validation import check_id, check_order_id
+from shopkit.validation import check_id, check_order_id, read_body
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # Headers of cart's checkout answers a client needs: which payment version served it, and how to repeat it safely.
@@ -25,18 +26,18 @@ def create_app():
         "catalog": ("CATALOG_URL", "http://localhost:5001"),
         "cart": ("CART_URL", "http://localhost:5002"),
     })
+    # Each caller waits longer than its callee waits for its own neighbours, so a timeout names the service that
+    # was slow: cart waits 5 s for catalog (UPSTREAM_TIMEOUT_S), the gateway 6 s for cart; checkout: 4 s and 12 s.
+    cart_timeout_s = env_float("CART_TIMEOUT_S", 6.0, 0.1, 300)
     checkout_timeout_s = env_float("CHECKOUT_TIMEOUT_S", 12.0, 0.1, 300)
     app = create_service_app(__name__, settings, edge=True, fault_exempt=("/", "/api", "/static/"),
-                             static_folder=STATIC_DIR)
+                             static_folder=STATIC_DIR, upstream_read_timeouts={"cart": cart_timeout_s})
     up = app.extensions["shop"].upstreams
 
-    def relay(upstream: str, path: str, read_timeout_s: float | None = None) -> Response:
+    def relay(upstream: str, path: str, read_timeout_s: float | None = None, headers: dict | None = None) -> Response:
         has_body = request.method in ("POST", "PUT", "PATCH")
-        headers = {}
-        if "Idempotency-Key" in request.headers:
-            headers["Idempotency-Key"] = request.headers["Idempotency-Key"]
         answer = up[upstream].call(
-            request.method, path, raw_body=request.get_data() if has_body else None,
+            request.method, path, raw_body=read_body(request) if has_body else None,
             content_type=request.content_type or "application/json", headers=headers, read_timeout_s=read_timeout_s)
         response = Response(answer.raw, status=answer.status, content_type="application/json")
         for name in RELAYED_HEADERS:
@@ -80,7 +81,11 @@ def create_app():
 
     @app.post("/api/cart/<user_id>/checkout")
     def checkout(user_id: str):
-        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}/checkout", read_timeout_s=checkout_timeout_s)
+        # The edge names every checkout attempt, so each hop after it sees one stable key (the answer carries it,
+        # and a client that did not send one can still repeat the attempt safely).
+        key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
+        return relay("cart", f"/cart/{check_id(user_id, 'user_id')}/checkout", read_timeout_s=checkout_timeout_s,
+                     headers={"Idempotency-Key": key})
 
     @app.get("/api/orders/<order_id>")
     def order(order_id: str):

@@ -14,6 +14,7 @@ from shopkit.validation import (IDEMPOTENCY_KEY_PATTERN, allow_only, check_id, c
                                 required_int, required_str)
 
 from .checkout import Checkout
+from .products import checked_product
 from .store import MAX_QUANTITY, CartStore
 
 CURRENCY = "USD"
@@ -51,7 +52,7 @@ def create_app():
     up = app.extensions["shop"].upstreams
     store = CartStore(client)
     checkout = Checkout(store, up["catalog"], up["payment"], up["notification"], settings.service,
-                        settings.version, CURRENCY, payment_timeout_s)
+                        settings.version, CURRENCY, payment_timeout_s, settings.read_timeout_s)
 
     @app.errorhandler(redis.RedisError)
     def storage_down(exc: redis.RedisError):
@@ -83,7 +84,7 @@ def create_app():
             raise UpstreamBadResponse("catalog", f"catalog failed (HTTP {answer.status}: "
                                       f"{answer.body.get('error', '')}); the cart is unchanged, retry",
                                       upstream_status=answer.status, injected=answer.body.get("injected", False))
-        added, current = store.add(user_id, answer.body, quantity)
+        added, current = store.add(user_id, checked_product(answer.body, product_id), quantity)
         if not added:
             raise Conflict(f"the cart already holds {current} of product {product_id!r}; at most {MAX_QUANTITY} "
                            "per product", product_id=product_id, quantity_in_cart=current)

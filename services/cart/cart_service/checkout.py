@@ -3,9 +3,12 @@
 Safety rules, in the order the code keeps them:
 1. One checkout per (user, key) at a time: a Redis claim (SET NX). A concurrent repeat waits for the first to finish
    and answers with the same order.
-2. The amount comes from the catalog's current prices, never from the client.
-3. Payment gets the same key: a repeat that reaches the same payment instance is answered from its ledger.
-4. Only an approved payment changes the cart, in one Lua script together with the order. Declines, timeouts and
+2. One checkout per cart at a time: a second attempt with another key while one runs is refused (409), so two tabs
+   cannot pay for the same items twice.
+3. The amount comes from the catalog's current prices, never from the client.
+4. Payment's Idempotency-Key is the order id, which is derived from (user, key): every attempt of one checkout asks
+   payment for the same charge, and a repeat that reaches the same payment instance is answered from its ledger.
+5. Only an approved payment changes the cart, in one Lua script together with the order. Declines, timeouts and
    unreachable payment leave the cart exactly as it was and free the key for a retry.
 """
 from __future__ import annotations
@@ -16,13 +19,16 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import redis
+
 from shopkit import metrics
+from shopkit.config import env_int
 from shopkit.errors import ApiError, Conflict, UpstreamBadResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from shopkit.http_client import Upstream
 
+from .products import checked_product
 from .store import CartStore
 
-COMPLETED_CLAIM_TTL_S = 24 * 3600  # how long a key keeps answering with its order
 
 
 class CheckoutResult:
@@ -37,12 +43,16 @@ def order_id_for(user_id: str, idempotency_key: str) -> str:
 
 class Checkout:
     def __init__(self, store: CartStore, catalog: Upstream, payment: Upstream, notification: Upstream,
-                 service: str, version: str, currency: str, payment_timeout_s: float):
+                 service: str, version: str, currency: str, payment_timeout_s: float, catalog_timeout_s: float):
         self.store, self.catalog, self.payment, self.notification = store, catalog, payment, notification
         self.service, self.version, self.currency = service, version, currency
-        # A pending claim outlives the slowest attempt, so a crashed cart frees its key by itself.
-        self.pending_ttl_s = int(payment_timeout_s * 2 + 30)
+        # A pending claim outlives the slowest attempt (pricing + payment), and no more: a cart that crashed, or lost
+        # Redis mid-checkout, frees its key by itself soon after.
+        self.pending_ttl_s = int(catalog_timeout_s + payment_timeout_s + 5)
         self.wait_for_other_s = payment_timeout_s + 5
+        # How long an order, and the key that made it, are kept (Redis is memory: a shop running the load
+        # generator all day must not fill it).
+        self.retention_s = env_int("ORDER_RETENTION_S", 24 * 3600, 60, 365 * 24 * 3600)
 
     def count(self, result: str) -> None:
         metrics.CHECKOUTS.labels(self.service, self.version, result).inc()
@@ -62,8 +72,16 @@ class Checkout:
                 raise Conflict("a checkout with this Idempotency-Key is still running; retry in a moment",
                                idempotency_key=idempotency_key)
             time.sleep(0.05)  # another request holds the key: wait for its outcome
+        lock_key = self.store.lock_key(user_id)
         try:
-            result = self.charge(user_id, idempotency_key, claim_key)
+            if self.store.claim(lock_key, token, self.pending_ttl_s) is not None:
+                self.count("conflict")
+                raise Conflict("another checkout of this cart is in progress (with a different Idempotency-Key); "
+                               "wait for it to finish and look at the cart again", idempotency_key=idempotency_key)
+            try:
+                result = self.charge(user_id, idempotency_key, claim_key)
+            finally:
+                self.store.release(lock_key, token)
         except BaseException:
             self.store.release(claim_key, token)  # nothing was stored: the same key may try again
             raise
@@ -86,13 +104,17 @@ class Checkout:
             raise UpstreamBadResponse("catalog", f"catalog failed while pricing the cart (HTTP {answer.status}: "
                                       f"{answer.body.get('error', '')}); nothing was charged, retry",
                                       upstream_status=answer.status, injected=answer.body.get("injected", False))
-        prices = {p["id"]: p for p in answer.body.get("products", [])}
+        products = answer.body.get("products")
+        if not isinstance(products, list):
+            raise UpstreamBadResponse("catalog", "catalog answered without a product list; nothing was charged")
+        prices = {p.get("id"): p for p in products if isinstance(p, dict)}
         items, total = [], Decimal("0.00")
         for line in lines:
             product = prices.get(line["product_id"])
             if product is None:
                 raise Conflict(f"product {line['product_id']!r} is no longer sold; remove it from the cart",
                                product_id=line["product_id"])
+            product = checked_product(product, line["product_id"])
             unit = Decimal(product["price"])
             line_total = unit * line["quantity"]
             items.append({"product_id": line["product_id"], "name": product["name"], "unit_price": str(unit),
@@ -109,7 +131,7 @@ class Checkout:
         order_id = order_id_for(user_id, idempotency_key)
         key_headers = {"Idempotency-Key": idempotency_key}
         try:
-            answer = self.payment.call("POST", "/payments", headers={"Idempotency-Key": f"{user_id}:{idempotency_key}"},
+            answer = self.payment.call("POST", "/payments", headers={"Idempotency-Key": order_id},
                                        json_body={"order_id": order_id, "user_id": user_id, "amount": str(total),
                                                   "currency": self.currency})
         except UpstreamTimeout as exc:
@@ -132,6 +154,12 @@ class Checkout:
                 "injected": answer.body.get("injected", False), "fault": answer.body.get("fault"),
                 "payment_version": payment_version, "idempotency_key": idempotency_key,
                 "cart_unchanged": True}, headers)
+        if 400 <= answer.status < 500 and answer.status != 409:
+            # payment refused what the cart sent: a bug between the two services, not something to retry
+            self.count("payment_rejected")
+            return CheckoutResult(502, {
+                "error": f"payment rejected the request (HTTP {answer.status}): {answer.body.get('error', '')}",
+                "payment_version": payment_version, "idempotency_key": idempotency_key}, headers)
         if not answer.ok:
             self.count("payment_unavailable")
             status = 504 if answer.status == 504 else 409 if answer.status == 409 else 503
@@ -147,7 +175,15 @@ class Checkout:
             "idempotency_key": idempotency_key,
             "payment": {k: v for k, v in answer.body.items() if k not in ("order_id", "replayed")},
         }
-        self.store.complete(user_id, claim_key, order, COMPLETED_CLAIM_TTL_S)
+        try:
+            self.store.complete(user_id, claim_key, order, self.retention_s)
+        except redis.RedisError as exc:
+            self.count("storage_failed")
+            raise ApiError(f"payment {answer.body.get('payment_id')} was approved, but the order could not be "
+                           f"stored (Redis: {type(exc).__name__}); retry with the same Idempotency-Key in "
+                           f"{self.pending_ttl_s} s: payment answers the repeat from its ledger instead of charging "
+                           "again", 503,
+                           idempotency_key=idempotency_key, payment_version=payment_version) from None
         self.count("approved")
         self.notify(user_id, order)
         return CheckoutResult(201, order, headers)

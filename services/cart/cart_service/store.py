@@ -14,6 +14,7 @@ import redis
 
 MAX_QUANTITY = 99
 PREFIX = "shop"
+CART_IDLE_TTL_S = 7 * 24 * 3600  # a cart nobody touched for a week expires (Redis must not grow without bound)
 
 _ADD = """
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -21,11 +22,15 @@ local wanted = current + tonumber(ARGV[2])
 if wanted > tonumber(ARGV[3]) then return {0, current} end
 redis.call('HSET', KEYS[1], ARGV[1], wanted)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 return {1, wanted}
 """
 _SET_QUANTITY = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 _REMOVE = """
@@ -38,7 +43,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 # KEYS: quantities, infos, order, user's order list, checkout claim
-# ARGV: order json, order id, completed-claim ttl, then product id / quantity pairs
+# ARGV: order json, order id, retention (s) of the order and its claim, then product id / quantity pairs
 _COMPLETE_CHECKOUT = """
 for i = 4, #ARGV, 2 do
   local left = redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
@@ -47,9 +52,10 @@ for i = 4, #ARGV, 2 do
     redis.call('HDEL', KEYS[2], ARGV[i])
   end
 end
-redis.call('SET', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
 redis.call('LPUSH', KEYS[4], ARGV[2])
 redis.call('LTRIM', KEYS[4], 0, 99)
+redis.call('EXPIRE', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], 'order:' .. ARGV[2], 'EX', ARGV[3])
 return 1
 """
@@ -76,11 +82,12 @@ class CartStore:
     def add(self, user_id: str, product: dict[str, Any], quantity: int) -> tuple[bool, int]:
         """Adds atomically; (False, current) when the line would pass MAX_QUANTITY."""
         info = json.dumps({"name": product["name"], "unit_price": product["price"]})
-        ok, value = self._add(keys=self._keys(user_id), args=[product["id"], quantity, MAX_QUANTITY, info])
+        ok, value = self._add(keys=self._keys(user_id),
+                              args=[product["id"], quantity, MAX_QUANTITY, info, CART_IDLE_TTL_S])
         return bool(ok), int(value)
 
     def set_quantity(self, user_id: str, product_id: str, quantity: int) -> bool:
-        return bool(self._set_quantity(keys=self._keys(user_id), args=[product_id, quantity]))
+        return bool(self._set_quantity(keys=self._keys(user_id), args=[product_id, quantity, CART_IDLE_TTL_S]))
 
     def remove(self, user_id: str, product_id: str) -> bool:
         return bool(self._remove(keys=self._keys(user_id), args=[product_id]))
@@ -115,23 +122,30 @@ class CartStore:
     def claim_key(user_id: str, idempotency_key: str) -> str:
         return f"{PREFIX}:checkout:{user_id}:{idempotency_key}"
 
+    @staticmethod
+    def lock_key(user_id: str) -> str:
+        return f"{PREFIX}:checkout-lock:{user_id}"
+
     def claim(self, claim_key: str, token: str, ttl_s: int) -> str | None:
-        """Takes the checkout for this key; None when taken, else the current holder's value."""
+        """Takes the key (a claim, or the cart's checkout lock); None when taken, else the current holder's value."""
         if self.redis.set(claim_key, token, nx=True, ex=ttl_s):
             return None
         return self.redis.get(claim_key) or ""
 
     def release(self, claim_key: str, token: str) -> None:
-        self._release(keys=[claim_key], args=[token])
+        try:
+            self._release(keys=[claim_key], args=[token])
+        except redis.RedisError:
+            pass  # Redis is down: the claim expires by itself, and the caller's own error is the one to report
 
-    def complete(self, user_id: str, claim_key: str, order: dict[str, Any], ttl_s: int) -> None:
+    def complete(self, user_id: str, claim_key: str, order: dict[str, Any], retention_s: int) -> None:
         pairs: list[Any] = []
         for item in order["items"]:
             pairs += [item["product_id"], item["quantity"]]
         qty_key, info_key = self._keys(user_id)
         self._complete(
             keys=[qty_key, info_key, f"{PREFIX}:order:{order['order_id']}", f"{PREFIX}:user:{user_id}:orders", claim_key],
-            args=[json.dumps(order), order["order_id"], ttl_s, *pairs],
+            args=[json.dumps(order), order["order_id"], retention_s, *pairs],
         )
 
     def order(self, order_id: str) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from flask import jsonify, request
 
 from shopkit import metrics
 from shopkit.app import create_service_app
-from shopkit.config import Settings
+from shopkit.config import ConfigError, Settings, env_int
 from shopkit.errors import BadRequest, Conflict, UpstreamError
 from shopkit.faults import COMMON_FIELDS, PAYMENT_FIELDS
 from shopkit.validation import IDEMPOTENCY_KEY_PATTERN, allow_only, check_id, json_object, required_str
@@ -35,6 +35,10 @@ def parse_amount(raw: object) -> Decimal:
 
 
 def create_app():
+    if env_int("WEB_CONCURRENCY", 1, 1, 64) > 1:
+        # The ledger lives in this process: a second worker would not see the first one's charges.
+        raise ConfigError("payment keeps its idempotency ledger in process memory: run it with WEB_CONCURRENCY=1 "
+                          "and GUNICORN_THREADS for concurrency; scale with replicas")
     settings = Settings.from_env("payment", 5003, {
         "notification": ("NOTIFICATION_URL", "http://localhost:5004"),
     })
@@ -56,6 +60,13 @@ def create_app():
         except UpstreamError:
             pass  # counted in upstream_requests_total; a lost notice must not change the payment's answer
 
+    def replay(earlier: dict, order_id: str, amount: Decimal):
+        if earlier["order_id"] != order_id or earlier["amount"] != str(amount):
+            raise Conflict("this Idempotency-Key was already used for a different payment",
+                           version=version, payment_id=earlier["payment_id"])
+        count("replayed")
+        return jsonify({**earlier, "replayed": True}), 200
+
     @app.post("/payments")
     def create_payment():
         key = request.headers.get("Idempotency-Key", "")
@@ -71,6 +82,11 @@ def create_app():
         if currency not in CURRENCIES:
             raise BadRequest(f"field 'currency' must be one of: {', '.join(CURRENCIES)}", field="currency")
 
+        with ledger.lock:
+            earlier = ledger.find(key)
+        if earlier is not None:  # a repeat of a charge already made: answered before any fault can get in the way
+            return replay(earlier, order_id, amount)
+
         if faults.roll("timeout_rate", "timeout"):
             # The processor hangs and finally gives up without charging: callers time out long before.
             time.sleep(faults.settings()["timeout_seconds"])
@@ -79,13 +95,9 @@ def create_app():
                             "injected": True, "fault": "timeout", "version": version}), 504
 
         with ledger.lock:
-            earlier = ledger.find(key)
+            earlier = ledger.find(key)  # again: a concurrent request with this key may have charged meanwhile
             if earlier is not None:
-                if earlier["order_id"] != order_id or earlier["amount"] != str(amount):
-                    raise Conflict("this Idempotency-Key was already used for a different payment",
-                                   version=version, payment_id=earlier["payment_id"])
-                count("replayed")
-                return jsonify({**earlier, "replayed": True}), 200
+                return replay(earlier, order_id, amount)
             declined = faults.roll("decline_rate", "decline")
             if not declined:
                 charge = approval(version, order_id, user_id, amount, currency)

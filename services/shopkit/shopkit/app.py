@@ -6,7 +6,9 @@ route template, fault injection on business routes, JSON errors, and /health, /r
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from .http_client import Upstream
 from .logs import configure_logging, get_logger
 from .validation import MAX_BODY_BYTES, json_object
 
+# Methods a client may use; anything else is labelled "other" so that made-up methods cannot create metric series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Never faulted, and logged at debug level only: the platform's and the operator's endpoints.
 OPERATIONAL_PATHS = ("/health", "/ready", "/metrics")
 OPERATIONAL_PREFIXES = ("/admin/",)
@@ -46,6 +50,7 @@ def runtime_dir() -> str:
     if not folder:
         folder = tempfile.mkdtemp(prefix="shopkit-")
         os.environ["SHOPKIT_RUNTIME_DIR"] = folder
+        atexit.register(shutil.rmtree, folder, True)  # made here, so removed here
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -120,12 +125,13 @@ def create_service_app(
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         status = str(response.status_code)
-        metrics.HTTP_REQUESTS.labels(settings.service, settings.version, request.method, route, status).inc()
-        metrics.HTTP_DURATION.labels(settings.service, settings.version, request.method, route, status).observe(elapsed)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(settings.service, settings.version, method, route, status).inc()
+        metrics.HTTP_DURATION.labels(settings.service, settings.version, method, route, status).observe(elapsed)
         fields = {
             "method": request.method, "path": request.path, "route": route, "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 2), "request_id": request_id, "trace_id": g.get("trace_id", ""),
-            "remote": request.remote_addr,
+            "remote": request.remote_addr, "pid": os.getpid(),
         }
         if g.get("fault"):
             fields["fault"] = g.fault

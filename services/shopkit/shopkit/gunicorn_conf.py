@@ -6,9 +6,11 @@ reaches all workers).
 """
 import glob
 import os
+import shutil
 import tempfile
 
-if not os.environ.get("SHOPKIT_RUNTIME_DIR"):
+_made_runtime_dir = not os.environ.get("SHOPKIT_RUNTIME_DIR")
+if _made_runtime_dir:
     os.environ["SHOPKIT_RUNTIME_DIR"] = tempfile.mkdtemp(prefix=f"shopkit-{os.environ.get('SERVICE_NAME', 'svc')}-")
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(os.environ["SHOPKIT_RUNTIME_DIR"], "metrics")
@@ -36,6 +38,11 @@ def on_starting(server):
     # A restarted container reuses its emptyDir: stale sample files would resurrect old counters.
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(stale)
+
+
+def on_exit(server):
+    if _made_runtime_dir:  # a folder this config made is this config's to remove
+        shutil.rmtree(os.environ["SHOPKIT_RUNTIME_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import BadRequest
 
@@ -27,13 +28,30 @@ def check_order_id(value: str) -> str:
     return value
 
 
+def read_body(request: Request) -> bytes:
+    """The whole body, at most MAX_BODY_BYTES, else 413 (also for chunked bodies, which carry no length)."""
+    if "shop.body" in request.environ:
+        return request.environ["shop.body"]
+    if request.content_length is not None:
+        raw = request.get_data(cache=True)  # Werkzeug answers 413 past MAX_CONTENT_LENGTH
+    else:
+        # Werkzeug cuts a chunked body at MAX_CONTENT_LENGTH without a word: read one byte more to notice.
+        raw = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1) if request.environ.get("wsgi.input") else b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+    request.environ["shop.body"] = raw
+    return raw
+
+
 def json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a BadRequest that says why it is not one."""
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = read_body(request)
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
         value = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

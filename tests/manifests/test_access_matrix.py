@@ -81,3 +81,41 @@ def test_readme_table_is_parsed_with_header_and_separator_skipped():
     assert problem is None and rows == {Row("ingress", "api-gateway", 5000)}
     rows, problem = parse_matrix_table("| a | b | http |\n")
     assert rows is None and "port must be a number" in problem.message
+
+
+def test_linkerd_any_network_grant_on_an_internal_service_fails(tree_copy):
+    def open_to_anyone(policy):
+        policy["spec"]["requiredAuthenticationRefs"] = [
+            {"group": "policy.linkerd.io", "kind": "NetworkAuthentication", "name": "ingress"}]
+
+    rel, _ = tree_copy.edit("AuthorizationPolicy", open_to_anyone, folder="linkerd/",
+                            where=lambda d: d["metadata"]["name"] == "payment-service-callers")
+    problems = tree_copy.check("matrix")
+    assert matching(problems, rel, "AuthorizationPolicy/payment-service-callers", "grants payment-service:5003",
+                    "0.0.0.0/0", "only api-gateway's public paths may be open"), problems
+    # Not an `ingress` row: anyone, which neither the README nor Istio allows.
+    assert matching(problems, "linkerd/", "* -> payment-service:5003 is allowed by the linkerd/ policies but not in README.md"), problems
+    assert not matching(problems, "ingress -> payment-service"), problems
+
+
+def test_linkerd_ingress_row_is_api_gateways_public_route_only(tree_copy):
+    problems = tree_copy.check("matrix")
+    assert not matching(problems, "NetworkAuthentication"), problems
+    assert not matching(problems, "ingress -> api-gateway"), problems
+
+    def drop_ingress_policy(docs):
+        return [d for d in docs if d["metadata"]["name"] != "api-gateway-ingress"]
+
+    rel = "linkerd/authorization.yaml"
+    tree_copy.write_docs(rel, drop_ingress_policy(tree_copy.docs(rel)))
+    assert matching(tree_copy.check("matrix"), "ingress -> api-gateway:5000 is in README.md but not allowed by the linkerd/ policies")
+
+
+def test_linkerd_any_network_grant_on_api_gateways_admin_paths_fails(tree_copy):
+    def widen(route):  # "/" takes in /admin/faults and /metrics, not only the storefront and the API
+        route["spec"]["rules"][0]["matches"].append({"path": {"type": "PathPrefix", "value": "/"}})
+
+    tree_copy.edit("HTTPRoute", widen, folder="linkerd/", where=lambda d: d["metadata"]["name"] == "api-gateway-api")
+    problems = tree_copy.check("matrix")
+    assert matching(problems, "AuthorizationPolicy/api-gateway-ingress", "grants api-gateway:5000", "0.0.0.0/0"), problems
+    assert matching(problems, "* -> api-gateway:5000 is allowed by the linkerd/ policies but not in README.md"), problems

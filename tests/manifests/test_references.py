@@ -172,3 +172,42 @@ def test_secret_created_only_by_the_scripts_counts_until_the_scripts_stop_creati
     for script in list(tree_copy.root.glob("*.sh")) + list((tree_copy.root / "scripts").rglob("*.sh")):
         script.write_text(script.read_text().replace("grafana-admin", "grafana-login"))
     assert matching(tree_copy.check("refs"), "monitoring/grafana.yaml", "Deployment/grafana", "Secret 'grafana-admin' has no manifest")
+
+
+def test_httproute_service_parent_without_group_core_fails(tree_copy):
+    def drop_group(route):
+        del route["spec"]["parentRefs"][0]["group"]  # Gateway API's default group is gateway.networking.k8s.io
+
+    rel, route = tree_copy.edit("HTTPRoute", drop_group, folder="linkerd/",
+                                where=lambda d: d["apiVersion"].startswith("gateway.networking.k8s.io/")
+                                and d["metadata"]["name"] == "payment-service-default")
+    problems = tree_copy.check("refs")
+    assert matching(problems, rel, "HTTPRoute/payment-service-default", "parentRef Service/payment-service",
+                    "group 'gateway.networking.k8s.io' (the default when `group` is left out)", "write group: core"), problems
+
+
+def test_httproute_backend_with_a_non_core_group_fails_and_an_empty_group_passes(tree_copy):
+    def regroup(route):
+        route["spec"]["parentRefs"][0]["group"] = ""  # "" is the core group too
+        route["spec"]["rules"][0]["backendRefs"][0]["group"] = "gateway.networking.k8s.io"
+
+    rel, route = tree_copy.edit("HTTPRoute", regroup, folder="linkerd/",
+                                where=lambda d: d["metadata"]["name"] == "payment-service-reads")
+    problems = matching(tree_copy.check("refs"), rel, "HTTPRoute/payment-service-reads")
+    assert matching(problems, "rules[0] backendRef Service/payment-service-v1 has group 'gateway.networking.k8s.io'"), problems
+    assert not matching(problems, "parentRef"), problems
+
+
+def test_mesh_virtualservice_host_that_is_no_service_fails(tree_copy):
+    rel, vs = tree_copy.edit("VirtualService", lambda d: d["spec"].update(hosts=["payments"]), folder="istio/",
+                             where=lambda d: d["metadata"]["name"] == "payment-service")
+    problems = tree_copy.check("refs")
+    assert matching(problems, rel, "VirtualService/payment-service", "hosts: 'payments' is not a Service"), problems
+    # The edge VirtualService (bound to a Gateway, hosts "*") is not a mesh one and stays accepted.
+    assert not matching(problems, "VirtualService/api-gateway-ingress"), problems
+
+
+def test_mesh_virtualservice_host_as_fqdn_is_accepted(tree_copy):
+    tree_copy.edit("VirtualService", lambda d: d["spec"].update(hosts=["payment-service.e-commerce.svc.cluster.local"]),
+                   folder="istio/", where=lambda d: d["metadata"]["name"] == "payment-service")
+    assert not matching(tree_copy.check("refs"), "hosts:")

@@ -71,3 +71,106 @@ def test_linkerd_retry_annotations_on_a_service_fail(tree_copy):
     rel, svc = tree_copy.edit("Service", lambda d: d["metadata"].setdefault("annotations", {}).update(
         {"retry.linkerd.io/http": "5xx"}), folder="kubernetes/")
     assert matching(tree_copy.check("routes"), rel, f"Service/{svc['metadata']['name']}", "inherits them")
+
+
+def test_linkerd_payment_route_with_a_single_backend_leaks_the_canary_split(tree_copy):
+    def one_backend(route):
+        route["spec"]["rules"][0]["backendRefs"] = [{"name": "payment-service-v1", "port": 5003}]
+
+    rel, _ = tree_copy.edit("HTTPRoute", one_backend, folder="linkerd/",
+                            where=lambda d: d["metadata"]["name"] == "payment-service-default")
+    problems = tree_copy.check("routes")
+    assert matching(problems, rel, "HTTPRoute/payment-service-default", "rules[0] sends to payment-service-v1:5003 100%",
+                    "HTTPRoute/payment-service-reads rules[0]", "payment-service-v1:5003 95%, payment-service-v2:5003 5%",
+                    "the canary split leaks"), problems
+    assert not matching(problems, " HTTPRoute/payment-service-reads: "), problems  # the split is the reference
+
+
+def test_linkerd_routes_with_different_weights_leak_and_the_parent_service_as_backend_too(tree_copy):
+    def reweigh(route):
+        route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 90
+        route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 10
+
+    tree_copy.edit("HTTPRoute", reweigh, folder="linkerd/", where=lambda d: d["metadata"]["name"] == "payment-service-reads")
+    problems = tree_copy.check("routes")
+    assert matching(problems, "payment-service-v1:5003 90%, payment-service-v2:5003 10%", "the canary split leaks"), problems
+
+    def to_parent(route):  # payment-service selects both versions: an unweighted round robin
+        route["spec"]["rules"][0]["backendRefs"] = [{"name": "payment-service", "port": 5003}]
+
+    rel, _ = tree_copy.edit("HTTPRoute", to_parent, folder="linkerd/",
+                            where=lambda d: d["metadata"]["name"] == "payment-service-default")
+    assert matching(tree_copy.check("routes"), rel, "sends to payment-service:5003 100%", "the canary split leaks")
+
+
+def test_linkerd_scenario_changing_one_route_of_the_split_leaks(tree_copy):
+    rel = "linkerd/scenarios/canary-50-50.yaml"
+    docs = tree_copy.docs(rel)
+    tree_copy.write_docs(rel, [d for d in docs if d["metadata"]["name"] != "payment-service-default"])
+    problems = tree_copy.check("routes")
+    # Applied on top of the steady state, the scenario leaves the default route at 95/5 while reads go 50/50.
+    assert matching(problems, "HTTPRoute/payment-service-", "50%", "95%", "the canary split leaks"), problems
+
+
+def test_linkerd_fault_route_to_other_pods_is_not_part_of_the_split(tree_copy):
+    problems = tree_copy.check("routes")
+    assert not matching(problems, "payment-service-fault-demo"), problems
+    assert not matching(problems, "canary split leaks"), problems
+
+
+def test_istio_route_with_a_single_destination_leaks_the_canary_split(tree_copy):
+    def one_destination(vs):
+        vs["spec"]["http"][-1]["route"] = [{"destination": {"host": "payment-service", "subset": "v1", "port": {"number": 5003}}}]
+
+    rel, _ = tree_copy.edit("VirtualService", one_destination, folder="istio/",
+                            where=lambda d: d["metadata"]["name"] == "payment-service")
+    problems = tree_copy.check("routes")
+    assert matching(problems, rel, "VirtualService/payment-service", "http[1] (writes) sends to payment-service/v1:5003 100%",
+                    "http[0] (reads) splits", "payment-service/v2:5003 5%", "the canary split leaks"), problems
+
+
+def test_serviceprofile_fails_because_it_overrides_httproutes(tree_copy):
+    profile = {"apiVersion": "linkerd.io/v1alpha2", "kind": "ServiceProfile",
+               "metadata": {"name": "payment-service.e-commerce.svc.cluster.local", "namespace": "e-commerce"},
+               "spec": {"routes": [{"name": "POST /payments", "condition": {"method": "POST", "pathRegex": "/payments"}}]}}
+    rel = "linkerd/routes.yaml"
+    tree_copy.write_docs(rel, tree_copy.docs(rel) + [profile])
+    assert matching(tree_copy.check("routes"), rel, "ServiceProfile/payment-service.e-commerce.svc.cluster.local",
+                    "ServiceProfiles override HTTPRoutes")
+
+
+def test_istio_route_without_timeout_fails(tree_copy):
+    rel, vs = tree_copy.edit("VirtualService", lambda d: d["spec"]["http"][0].pop("timeout"), folder="istio/",
+                             where=lambda d: d["metadata"]["name"] == "cart-service")
+    assert matching(tree_copy.check("routes"), rel, "VirtualService/cart-service", "http[0] (checkout) has no `timeout`")
+
+
+def test_linkerd_outbound_route_without_request_timeout_fails(tree_copy):
+    rel, _ = tree_copy.edit("HTTPRoute", lambda d: d["metadata"]["annotations"].pop("timeout.linkerd.io/request"),
+                            folder="linkerd/", where=lambda d: d["metadata"]["name"] == "cart-service-default")
+    problems = tree_copy.check("routes")
+    assert matching(problems, rel, "HTTPRoute/cart-service-default", "has no timeout.linkerd.io/request"), problems
+    # Inbound authorization routes (parent: a Server) carry no timeout and are not asked to.
+    assert not matching(problems, "HTTPRoute/cart-service-api"), problems
+
+
+def test_second_istio_virtualservice_for_the_payment_host_leaks_the_split(tree_copy):
+    extra = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": "payment-admin", "namespace": "e-commerce"},
+             "spec": {"hosts": ["payment-service"], "http": [{
+                 "name": "admin", "match": [{"uri": {"prefix": "/admin"}}], "timeout": "3s", "retries": {"attempts": 0},
+                 "route": [{"destination": {"host": "payment-service", "port": {"number": 5003}}}]}]}}
+    rel = "istio/virtual-services.yaml"
+    tree_copy.write_docs(rel, tree_copy.docs(rel) + [extra])
+    assert matching(tree_copy.check("routes"), rel, "VirtualService/payment-admin", "http[0] (admin) sends to payment-service:5003 100%",
+                    "VirtualService/payment-service http[0] (reads)", "the canary split leaks")
+
+
+def test_istio_redirect_route_without_destinations_is_not_part_of_the_split(tree_copy):
+    def add_redirect(vs):
+        vs["spec"]["http"].insert(0, {"name": "legacy", "match": [{"uri": {"prefix": "/old"}, "method": {"exact": "GET"}}],
+                                      "redirect": {"uri": "/payments"}, "timeout": "3s"})
+
+    tree_copy.edit("VirtualService", add_redirect, folder="istio/", where=lambda d: d["metadata"]["name"] == "payment-service")
+    problems = tree_copy.check("routes")
+    assert not matching(problems, "canary split leaks"), problems

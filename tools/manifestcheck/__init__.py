@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import (access_matrix, core_schemas, crd_schemas, dashboards, hardening, images, kustomize, references,
-               routes)
+from . import (access_matrix, core_schemas, crd_schemas, dashboards, hardening, images, kustomize, mesh_config,
+               references, routes, workloads)
 from .model import Problem, Tree
 
 # name -> what it checks; the order is the order they run in.
@@ -18,7 +18,9 @@ CHECKS = {
     "core": "core kinds pass kubernetes-validate --strict for Kubernetes 1.31 and the newest version it knows",
     "crd": "Istio/Linkerd/Gateway API/Flagger kinds against the pinned CRDs (unknown field = error)",
     "refs": "selectors, ports, ServiceAccounts, Secrets, ConfigMaps, subsets, principals, route parents/backends exist",
-    "routes": "canary weights add up to 100; no route that can carry POST retries",
+    "routes": "canary weights add up to 100 and match across a Service's routes; no retried POST; timeouts; no ServiceProfile",
+    "workloads": "PORT = port http = prometheus.io/port = Service targetPort; *_URL name Services; known env names; /tmp; Redis AOF",
+    "mesh": "Istio gateway selector and tracing provider; Linkerd annotation keys and values; no HTTP/2 Server",
     "matrix": "the access matrix of the Istio policies = the Linkerd policies' = the README's",
     "images": "container images match `./build.sh --list-images`",
     "metrics": "Grafana queries, Prometheus rules and Flagger MetricTemplates name metrics that our services or the meshes export",
@@ -70,6 +72,10 @@ def run(options: Options) -> tuple[list[Problem], Tree]:
         problems += references.check(tree)
     if "routes" in selected:
         problems += routes.check(tree)
+    if "workloads" in selected:
+        problems += workloads.check(tree)
+    if "mesh" in selected:
+        problems += mesh_config.check(tree)
     if "matrix" in selected:
         problems += access_matrix.check(tree)
     if "images" in selected:

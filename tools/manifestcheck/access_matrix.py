@@ -1,7 +1,8 @@
 """Who may call whom: the matrix read from the Istio policies, from the Linkerd policies and from the README.
 
 A row is (from, to, port): `from` is the app label of the workload running as the calling ServiceAccount, or
-`ingress` (Istio's ingress gateway; in Linkerd, unauthenticated network traffic, i.e. a NetworkAuthentication), or
+`ingress` (Istio's ingress gateway; in Linkerd, unauthenticated network traffic, i.e. a NetworkAuthentication, on
+api-gateway's public routes only: anywhere else an any-address NetworkAuthentication is `*` and a problem), or
 `*` (anyone: a workload no policy closes). `to` is the app label of the called pods, `port` their container port.
 Scraping by Prometheus and kubelet probes are left out: the README lists them apart.
 """
@@ -18,6 +19,15 @@ BEGIN, END = "<!-- access-matrix:begin -->", "<!-- access-matrix:end -->"
 # Requests that only reach these paths are scraping or probes, not a caller of the application.
 SCRAPE_AND_PROBE_PATHS = {"/metrics", "/health", "/ready", "/live"}  # /live: the Linkerd proxy's own probe
 LINKERD_DEFAULT_POLICY = "config.linkerd.io/default-inbound-policy"
+# The one workload unauthenticated clients may reach (docs/architecture.md: api-gateway is the public entry). In
+# Linkerd a NetworkAuthentication is the `ingress` row only on this app's business routes; anywhere else it opens an
+# internal service to whoever can reach the pod.
+PUBLIC_ENTRY = "api-gateway"
+# Its public surface (docs/architecture.md "api-gateway"): the storefront, its assets and the API. A route that reaches
+# anything else (a PathPrefix "/" takes in /admin/faults and /metrics) is not public, whoever it belongs to.
+PUBLIC_PATHS = {("Exact", "/"), ("PathPrefix", "/static/"), ("Exact", "/api"), ("PathPrefix", "/api/")}
+ANY_ADDRESS = {"0.0.0.0/0", "::/0"}
+NETWORK_ONLY = "ingress"  # what linkerd_sources returns for a policy whose only authentication is a network
 
 
 @dataclass(frozen=True, order=True)
@@ -245,6 +255,7 @@ def linkerd_matrix(tree: Tree) -> tuple[set[Row] | None, list[Problem]]:
         if access != "deny":
             rows.update(Row("*", app, port) for app, port in targets)  # all-authenticated or all-unauthenticated
     routes = {d.name: d for d in tree.of_kind("HTTPRoute", scenarios=False) if d.path.startswith("linkerd/")}
+    scrape_ports = metrics_only_ports(tree)
     for policy in mesh_docs(tree, "linkerd/", "AuthorizationPolicy", "policy.linkerd.io"):
         target = as_dict(policy.spec.get("targetRef"))
         kind, name = target.get("kind"), target.get("name")
@@ -263,6 +274,11 @@ def linkerd_matrix(tree: Tree) -> tuple[set[Row] | None, list[Problem]]:
             problems.append(policy.problem(f"targetRef kind {kind} is not modelled by the access-matrix check"))
             continue
         sources = linkerd_sources(tree, policy)
+        if sources == {NETWORK_ONLY}:
+            sources, problem = network_sources(tree, policy, kind, routes.get(name) if kind == "HTTPRoute" else None,
+                                               targeted, scrape_ports)
+            if problem:
+                problems.append(problem)
         for server in targeted:
             rows.update(Row(s, app, port) for s in sources if s != "monitoring" for app, port in server.targets)
     covered = {(app, port) for s in by_server.values() for app, port in s.targets}
@@ -303,6 +319,44 @@ def linkerd_sources(tree: Tree, policy: Document) -> set[str]:
     if mesh:
         return mesh  # a NetworkAuthentication next to it only narrows where the meshed callers may come from
     return {"ingress"} if network else set()
+
+
+def public_route(route: Document | None) -> bool:
+    """Every match of every rule names a path within PUBLIC_PATHS (a rule or match without a path takes in all)."""
+    rules = [as_dict(r) for r in as_list(route.spec.get("rules"))] if route is not None else []
+    path_matches = [as_dict(m) for r in rules for m in as_list(r.get("matches"))]
+    if not rules or any(not as_list(r.get("matches")) for r in rules) or not path_matches:
+        return False
+    for match in path_matches:
+        path = as_dict(match.get("path"))
+        kind, value = path.get("type", "PathPrefix"), str(path.get("value", "/"))
+        if not any((kind, value) == (pkind, pvalue) or (pkind == "PathPrefix" and value.startswith(pvalue))
+                   for pkind, pvalue in PUBLIC_PATHS):
+            return False
+    return True
+
+
+def network_sources(tree: Tree, policy: Document, kind: str, route: Document | None, targeted: list[ServerPorts],
+                    scrape_ports: set[tuple[str, int]]) -> tuple[set[str], Problem | None]:
+    """Who a policy admits whose only authentication is a NetworkAuthentication: `ingress` on the public entry's
+    public route; elsewhere `*` when a network is any address (and that is a problem), else `network:<cidrs>`."""
+    targets = sorted({t for server in targeted for t in server.targets if t not in scrape_ports})
+    if kind == "HTTPRoute" and targets and all(app == PUBLIC_ENTRY for app, _ in targets) and public_route(route):
+        return {NETWORK_ONLY}, None
+    cidrs = set()
+    for ref in as_list(policy.spec.get("requiredAuthenticationRefs")):
+        if ref.get("kind") == "NetworkAuthentication":
+            for auth in tree.find("NetworkAuthentication", ref.get("name", ""), ref.get("namespace") or policy.namespace):
+                cidrs |= {str(as_dict(n).get("cidr")) for n in as_list(auth.spec.get("networks"))}
+    if not cidrs & ANY_ADDRESS:
+        return {f"network:{','.join(sorted(cidrs))}"}, None
+    if not targets:
+        return {"*"}, None  # only scraping/probe ports: outside the matrix
+    reached = ", ".join(f"{app}:{port}" for app, port in targets)
+    return {"*"}, policy.problem(
+        f"grants {reached} to a NetworkAuthentication with {', '.join(sorted(cidrs & ANY_ADDRESS))}, i.e. to anyone "
+        f"who can reach the pod: only {PUBLIC_ENTRY}'s public paths may be open to unauthenticated clients (the "
+        "matrix row `ingress`); authorize the callers' ServiceAccounts with a MeshTLSAuthentication instead")
 
 
 def default_deny(tree: Tree) -> bool:

@@ -20,7 +20,7 @@ SHELL_ASSIGNMENT = re.compile(r"^\s*(?:readonly\s+|declare\s+(?:-\w+\s+)*|export
 def check(tree: Tree) -> list[Problem]:
     problems: list[Problem] = []
     for fn in (service_selectors, container_references, probe_ports, rbac_subjects, istio_hosts_and_subsets,
-               istio_gateways, istio_workload_selectors, istio_principals, linkerd_identities, linkerd_policy_targets,
+               istio_mesh_hosts, istio_gateways, istio_workload_selectors, istio_principals, linkerd_identities, linkerd_policy_targets,
                route_references, flagger_targets):
         problems.extend(fn(tree))
     return problems
@@ -262,6 +262,23 @@ def istio_hosts_and_subsets(tree: Tree) -> list[Problem]:
     return problems
 
 
+def istio_mesh_hosts(tree: Tree) -> list[Problem]:
+    """A mesh VirtualService (no `gateways`, or `mesh` among them) applies to calls to its hosts: a host that is no
+    Service of ours matches no call, so its routes, timeouts and retries silently do nothing."""
+    problems = []
+    for vs in tree.of_kind("VirtualService", group="networking.istio.io"):
+        gateways = as_list(vs.spec.get("gateways"))
+        if gateways and "mesh" not in gateways:
+            continue
+        for host in as_list(vs.spec.get("hosts")):
+            name, ns = istio_host(str(host), vs.namespace)
+            if "*" in str(host) or not tree.find("Service", name, ns):
+                problems.append(vs.problem(
+                    f"hosts: {host!r} is not a Service in our manifests (a mesh VirtualService must name one: "
+                    "`<service>` or `<service>.<namespace>.svc.cluster.local`)"))
+    return problems
+
+
 def istio_gateways(tree: Tree) -> list[Problem]:
     """A VirtualService bound to a Gateway that does not exist is silently ignored by Istio."""
     problems = []
@@ -382,23 +399,40 @@ def flagger_targets(tree: Tree) -> list[Problem]:
 
 
 # -- HTTPRoutes (Gateway API and policy.linkerd.io) ------------------------------------------------------------------
+# What a ref without `group` means (pinned CRDs: Gateway API v1.2.1, Linkerd 2.20): a parentRef defaults to the
+# route's own API group (gateway.networking.k8s.io, or policy.linkerd.io for Linkerd's HTTPRoute), a backendRef to
+# the core group. A Service parent without `group: core` therefore names a Gateway API "Service" that no controller
+# knows, and the route attaches to nothing.
+CORE_GROUPS = ("", "core")
+
+
 def route_references(tree: Tree) -> list[Problem]:
     problems = []
     for route in tree.of_kind("HTTPRoute", "GRPCRoute"):
         for parent in as_list(route.spec.get("parentRefs")):
-            group, kind = parent.get("group", "gateway.networking.k8s.io"), parent.get("kind", "Gateway")
+            group, kind = parent.get("group", route.group), parent.get("kind", "Gateway")
             ns = parent.get("namespace") or route.namespace
             name = parent.get("name", "")
-            if kind == "Service" and group in ("", "core"):
+            if kind == "Service" and group in CORE_GROUPS:
                 problems.extend(service_port_problems(tree, route, "parentRef", name, ns, parent.get("port"), port_required=False))
-            elif not tree.find(kind, name, ns):
-                problems.append(route.problem(f"parentRef {kind}/{name} has no manifest"))
+            elif kind == "Service":
+                problems.append(route.problem(
+                    f"parentRef Service/{name} has group {group!r}" + ("" if "group" in parent else " (the default when `group` is left out)")
+                    + ": a Service is in the core group, write group: core (or \"\")"))
+            elif not tree.find(kind, name, ns, group=group):
+                problems.append(route.problem(f"parentRef {kind}/{name} (group {group}) has no manifest"))
         for r, rule in enumerate(as_list(route.spec.get("rules"))):
             for backend in as_list(as_dict(rule).get("backendRefs")):
-                if backend.get("kind", "Service") == "Service" and backend.get("group", "") in ("", "core"):
+                group, kind = backend.get("group", ""), backend.get("kind", "Service")
+                name = backend.get("name", "")
+                if kind == "Service" and group in CORE_GROUPS:
                     problems.extend(service_port_problems(
-                        tree, route, f"rules[{r}] backendRef", backend.get("name", ""),
+                        tree, route, f"rules[{r}] backendRef", name,
                         backend.get("namespace") or route.namespace, backend.get("port"), port_required=True))
+                elif kind == "Service":
+                    problems.append(route.problem(
+                        f"rules[{r}] backendRef Service/{name} has group {group!r}: a Service is in the core group, "
+                        "write group: core (or \"\")"))
     return problems
 
 

@@ -24,7 +24,7 @@ class Settings:
     metrics_port: int          # 0: no /metrics endpoint
     instance: str
     connect_timeout_s: float = 2.0
-    read_timeout_s: float = 10.0       # above the gateway's own upstream timeout (5 s), so the gateway answers first
+    read_timeout_s: float = 10.0       # above the gateway's own timeout to cart (CART_TIMEOUT_S, 6 s), so the gateway answers first
     checkout_timeout_s: float = 15.0   # above the gateway's CHECKOUT_TIMEOUT_S (12 s)
     ready_poll_s: float = 2.0
 

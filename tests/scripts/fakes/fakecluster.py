@@ -17,6 +17,11 @@ Deliberately realistic where the scripts could get it wrong:
 - `istioctl uninstall --purge` leaves the CRDs and the istio-system namespace (the script must remove them).
 `kubectl kustomize` / `-k` are rendered by the real kubectl named in $FAKE_REAL_KUBECTL (offline).
 
+Knobs a test sets in the state: "reachable": false (API server down), "context": null (no current context),
+"docker_engine": false, "failing_workloads" (rollouts that time out; their pods show BackOff events and logs),
+"stuck" (names whose deletion never completes, like a finalizer nobody clears), "forbidden" (resource types the
+user may not list), the Node objects' allocatable CPU and container runtime.
+
 Run through the shims next to this file: `<tool> ARGS...` -> python fakecluster.py <tool> ARGS...
 """
 from __future__ import annotations
@@ -29,8 +34,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import yaml
 
 ISTIO_VERSION = "1.30.3"
 LINKERD_VERSION = "edge-26.6.3"
@@ -192,6 +195,8 @@ def find(state: dict, kind: str, name: str, namespace: str | None) -> dict | Non
 
 
 def remove(state: dict, obj: dict) -> None:
+    if obj["metadata"]["name"] in state.get("stuck", []):
+        return  # a finalizer nobody clears: deletion is accepted and never completes
     state["objects"] = [o for o in state["objects"] if o is not obj]
     kind, name = obj["kind"], obj["metadata"]["name"]
     if kind == "Namespace":
@@ -365,7 +370,7 @@ def jsonpath(template: str, root) -> str:
 VALUE_FLAGS = {"-n", "--namespace", "-o", "--output", "-l", "--selector", "-f", "--filename", "-k", "--kustomize",
                "--field-selector", "--sort-by", "--timeout", "--request-timeout", "--context", "--tail", "-c",
                "--container", "--set", "--name", "-t", "--tag", "--build-arg", "--platform", "--wait-timeout",
-               "--values", "--version", "--revision", "--cluster-domain"}
+               "--values", "--version", "--revision", "--cluster-domain", "--from-literal", "--from-file"}
 
 
 def parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -404,6 +409,7 @@ def bool_flag(flags: dict, *names: str) -> bool:
 # kubectl
 # ---------------------------------------------------------------------------------------------------------------
 def documents_from(source: str, stdin_text: str | None, kustomize: bool = False) -> list[dict]:
+    import yaml  # imported where needed: most calls only read the state, and every call starts a new process
     if kustomize:
         text = real_kustomize(source)
     elif source == "-":
@@ -417,7 +423,7 @@ def documents_from(source: str, stdin_text: str | None, kustomize: bool = False)
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
         text = "\n---\n".join(p.read_text() for p in files)
     docs = []
-    for doc in yaml.safe_load_all(text):
+    for doc in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if not doc:
             continue
         if doc.get("kind") == "List":
@@ -569,6 +575,10 @@ def kubectl_get(state: dict, positional: list[str], flags: dict) -> int:
     if wanted[0][0].kind == "Event":
         return kubectl_events(state, flags)
     single = len(wanted) == 1 and len(wanted[0][1]) == 1
+    for rtype, _ in wanted:
+        if rtype.plural in state.get("forbidden", []):
+            raise Fail(f'Error from server (Forbidden): {rtype.plural} is forbidden: User "learner" cannot list '
+                       f'resource "{rtype.plural}" in API group "{rtype.group}" at the cluster scope')
     for rtype, names in wanted:
         candidates = listed(state, rtype, flags)
         if names:
@@ -737,6 +747,27 @@ def kubectl_rollout(state: dict, positional: list[str], flags: dict) -> int:
     return 0
 
 
+def kubectl_create(state: dict, positional: list[str], flags: dict) -> int:
+    """Only `kubectl create secret generic NAME --from-literal=k=v --from-file=k=path` (the deploy scripts' use)."""
+    require_cluster(state)
+    if positional[:2] != ["secret", "generic"]:
+        raise Fail(f'error: the stand-in kubectl does not implement create {" ".join(positional)}')
+    name, namespace = positional[2], flag(flags, "-n", "--namespace", default="default")
+    if find(state, "Secret", name, namespace):
+        raise Fail(f'error: failed to create secret secrets "{name}" already exists')
+    data = {}
+    for literal in flags.get("--from-literal", []):
+        key, value = literal.split("=", 1)
+        data[key] = value
+    for source in flags.get("--from-file", []):
+        key, path = source.split("=", 1)
+        data[key] = Path(path).read_text()
+    apply_document(state, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+                           "type": "Opaque", "stringData": data}, flags)
+    print(f"secret/{name} created")
+    return 0
+
+
 def kubectl(args: list[str], stdin_text: str | None) -> int:
     state = load_state()
     positional, flags = parse(args)
@@ -761,6 +792,7 @@ def kubectl(args: list[str], stdin_text: str | None) -> int:
         print(f"stand-in log of {rest[0] if rest else '?'}: Traceback (most recent call last): ... ConnectionError")
         return 0
     mutating = {
+        "create": lambda: kubectl_create(state, rest, flags),
         "apply": lambda: kubectl_apply(state, rest, flags, stdin_text),
         "delete": lambda: kubectl_delete(state, rest, flags, stdin_text),
         "label": lambda: kubectl_label(state, rest, flags, "labels"),
@@ -916,6 +948,7 @@ def allow_scrapes_objects(namespace: str) -> list[dict]:
 
 
 def print_yaml(objects: list[dict]) -> None:
+    import yaml
     print(yaml.safe_dump_all([public(o) for o in objects], sort_keys=False), end="")
 
 
@@ -936,6 +969,12 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
             return 0
         if not objects_of(state, "Deployment", "linkerd"):
             raise Fail("× control plane namespace exists\n    The \"linkerd\" namespace does not exist")
+        if bool_flag(flags, "--proxy"):
+            namespace = flag(flags, "-n", "--namespace")
+            unmeshed = [p["metadata"]["name"] for p in objects_of(state, "Pod", namespace)
+                        if "linkerd-proxy" not in {c["name"] for c in p["spec"]["containers"]}]
+            if unmeshed:
+                raise Fail(f"× data plane proxies are ready\n    no linkerd-proxy in: {', '.join(unmeshed)}")
         print("Status check results are √")
         return 0
     if positional[:1] in (["install"], ["upgrade"]):

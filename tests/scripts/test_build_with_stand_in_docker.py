@@ -1,0 +1,114 @@
+"""build.sh against a stand-in docker (and kind): no Docker engine runs here, so every test name says so.
+
+The stand-in checks what a real `docker build` would refuse (a missing Dockerfile or context) and records each
+image, build argument, push and kind load in its state, which the tests read.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stand_in_cluster import ROOT, StandInCluster, error_lines, snapshot  # noqa: E402
+
+EXPECTED_IMAGES = ["api-gateway:v1", "catalog-service:v1", "cart-service:v1", "payment-service:v1",
+                   "payment-service:v2", "notification-service:v1", "loadgen:v1"]
+
+
+def list_images(cluster: StandInCluster) -> list[str]:
+    result = cluster.run("build.sh", "--list-images")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_list_images_prints_every_image_of_the_architecture_once(tmp_path):
+    images = list_images(StandInCluster(tmp_path))
+    assert images == EXPECTED_IMAGES
+
+
+def test_list_images_names_exactly_what_the_base_manifests_run(tmp_path):
+    """The single source of the image list agrees with kubernetes/ (redis comes from Docker Hub as it is)."""
+    used = set()
+    for manifest in (ROOT / "kubernetes").glob("*.yaml"):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            if doc and doc.get("kind") == "Deployment":
+                used |= {c["image"] for c in doc["spec"]["template"]["spec"]["containers"]}
+    assert used - {i for i in used if i.startswith("redis:")} == set(list_images(StandInCluster(tmp_path)))
+
+
+def test_build_builds_every_image_from_the_services_context_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    result = cluster.run("build.sh")
+    assert result.returncode == 0, result.stderr
+    images = cluster.state()["images"]
+    assert [i["ref"] for i in images] == EXPECTED_IMAGES
+    assert all(i["context"] == str(ROOT / "services") for i in images)
+    by_ref = {i["ref"]: i for i in images}
+    assert by_ref["payment-service:v1"]["dockerfile"] == by_ref["payment-service:v2"]["dockerfile"] == \
+        str(ROOT / "services" / "payment" / "Dockerfile")
+    assert by_ref["payment-service:v2"]["build_args"] == ["SERVICE_VERSION=v2"]
+    assert by_ref["payment-service:v1"]["build_args"] == []
+    assert by_ref["api-gateway:v1"]["dockerfile"] == str(ROOT / "services" / "api-gateway" / "Dockerfile")
+    assert cluster.state()["pushed"] == []
+
+
+def test_build_with_registry_tags_and_pushes_every_image_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    result = cluster.run("build.sh", "--registry", "localhost:5001")
+    assert result.returncode == 0, result.stderr
+    assert cluster.state()["pushed"] == [f"localhost:5001/{i}" for i in EXPECTED_IMAGES]
+    assert "--registry localhost:5001" in result.stdout  # tells how to deploy the same images
+
+
+def test_build_with_kind_loads_every_image_into_that_cluster_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    result = cluster.run("build.sh", "--kind", "lab")
+    assert result.returncode == 0, result.stderr
+    assert cluster.state()["kind_loaded"] == [{"cluster": "lab", "ref": i} for i in EXPECTED_IMAGES]
+
+    missing = cluster.run("build.sh", "--kind", "nope")
+    assert missing.returncode != 0
+    assert error_lines(missing) == ["error: kind cluster 'nope' not found: create it with kind create cluster --name nope"]
+
+
+def test_build_with_several_platforms_pushes_with_buildx_and_needs_a_registry_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    refused = cluster.run("build.sh", "--platform", "linux/amd64,linux/arm64")
+    assert refused.returncode != 0 and len(error_lines(refused)) == 1 and "--registry" in refused.stderr
+    result = cluster.run("build.sh", "--platform", "linux/amd64,linux/arm64", "--registry", "localhost:5001")
+    assert result.returncode == 0, result.stderr
+    images = cluster.state()["images"]
+    assert {i["platform"] for i in images} == {"linux/amd64,linux/arm64"}
+    assert cluster.state()["pushed"] == [f"localhost:5001/{i}" for i in EXPECTED_IMAGES]
+
+
+def test_build_without_a_docker_engine_fails_with_one_line_before_building_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    cluster.update(docker_engine=False)
+    before = snapshot(cluster)
+    result = cluster.run("build.sh")
+    assert result.returncode != 0
+    assert error_lines(result) == ["error: the Docker engine is not reachable (docker info failed): start Docker "
+                                   "Desktop/OrbStack or the docker service"]
+    assert cluster.mutating_calls() == [] and snapshot(cluster) == before
+
+
+def test_build_without_docker_cli_says_how_to_get_it(tmp_path):
+    cluster = StandInCluster(tmp_path, without=("docker",))
+    result = cluster.run("build.sh")
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: docker not found on PATH: install") and "https://" in lines[0]
+
+
+def test_build_dry_run_prints_every_build_and_builds_nothing_with_stand_in_docker(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    result = cluster.run("build.sh", "--dry-run", "--registry", "localhost:5001")
+    assert result.returncode == 0, result.stderr
+    builds = [line for line in result.stdout.splitlines() if line.startswith("[dry-run] docker build")]
+    pushes = [line for line in result.stdout.splitlines() if line.startswith("[dry-run] docker push")]
+    assert len(builds) == len(EXPECTED_IMAGES) and len(pushes) == len(EXPECTED_IMAGES)
+    assert "--build-arg SERVICE_VERSION=v2 -t localhost:5001/payment-service:v2" in result.stdout
+    assert cluster.state()["images"] == [] and cluster.mutating_calls() == []

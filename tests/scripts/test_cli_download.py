@@ -1,0 +1,172 @@
+"""The pinned istioctl / linkerd download of scripts/lib/common.sh, verified against the release's sha256 file.
+
+A real HTTP server on a free loopback port (python's http.server) plays the release site, serving small archives
+built here; the *_RELEASE_BASE_URL variables point the library at it. The CLIs inside the archives forward to the
+stand-ins, so a deploy can go on with what it downloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import tarfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stand_in_cluster import FAKES, StandInCluster, error_lines, needs_real_kubectl, run_bash, snapshot  # noqa: E402
+
+ISTIO = "1.30.3"
+LINKERD = "edge-26.6.3"
+ISTIO_ASSETS = [f"istioctl-{ISTIO}-linux-amd64.tar.gz", f"istioctl-{ISTIO}-linux-arm64.tar.gz",
+                f"istioctl-{ISTIO}-osx.tar.gz", f"istioctl-{ISTIO}-osx-arm64.tar.gz"]
+LINKERD_ASSETS = [f"linkerd2-cli-{LINKERD}-linux-amd64", f"linkerd2-cli-{LINKERD}-linux-arm64",
+                  f"linkerd2-cli-{LINKERD}-darwin", f"linkerd2-cli-{LINKERD}-darwin-arm64"]
+
+
+def forwarding_cli(tool: str) -> bytes:
+    """A CLI that behaves like the stand-in `tool` (what the release would contain, for the purpose of the test)."""
+    return (f'#!/usr/bin/env bash\nexec "$FAKE_PYTHON" "{FAKES / "fakecluster.py"}" {tool} "$@"\n').encode()
+
+
+class ReleaseSite:
+    """Serves a folder over HTTP on a free port and remembers the paths asked for."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest's output clean
+                pass
+
+            def do_GET(self):
+                site.requests.append(self.path)
+                super().do_GET()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def publish(self, path: str, content: bytes, checksum: str | None = None) -> None:
+        target = self.folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        digest = checksum or hashlib.sha256(content).hexdigest()
+        (self.folder / f"{path}.sha256").write_text(f"{digest}  {target.name}\n")
+
+
+@pytest.fixture
+def site(tmp_path):
+    release_site = ReleaseSite(tmp_path / "site")
+    release_site.folder.mkdir()
+    release_site.thread.start()
+    yield release_site
+    release_site.server.shutdown()
+    release_site.server.server_close()
+
+
+def istio_archive() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        content = forwarding_cli("istioctl")
+        info = tarfile.TarInfo("istioctl")
+        info.size, info.mode = len(content), 0o755
+        archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def publish_istio(site: ReleaseSite, checksum: str | None = None) -> None:
+    archive = istio_archive()
+    for asset in ISTIO_ASSETS:
+        site.publish(f"{ISTIO}/{asset}", archive, checksum)
+
+
+def publish_linkerd(site: ReleaseSite, checksum: str | None = None) -> None:
+    for asset in LINKERD_ASSETS:
+        site.publish(f"{LINKERD}/{asset}", forwarding_cli("linkerd"), checksum)
+
+
+def test_istioctl_with_the_published_checksum_is_installed_and_used(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    publish_istio(site)
+    result = run_bash(cluster, "ensure_istioctl; command -v istioctl; istioctl version --remote=false",
+                      ISTIO_RELEASE_BASE_URL=site.url)
+    assert result.returncode == 0, result.stderr
+    installed = cluster.tools_bin / "istioctl"
+    assert installed.is_file() and installed.stat().st_mode & 0o111
+    assert f"{installed}\nclient version: {ISTIO}" in result.stdout
+    assert any(r.endswith(".tar.gz.sha256") for r in site.requests)
+
+    # Already there in the pinned version: nothing is downloaded again.
+    site.requests.clear()
+    again = run_bash(cluster, "ensure_istioctl", ISTIO_RELEASE_BASE_URL=site.url)
+    assert again.returncode == 0, again.stderr
+    assert site.requests == []
+
+
+def test_istioctl_with_a_wrong_checksum_fails_with_one_line_and_installs_nothing(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    publish_istio(site, checksum="0" * 64)
+    result = run_bash(cluster, "ensure_istioctl", ISTIO_RELEASE_BASE_URL=site.url)
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: checksum mismatch for ") and "not installed" in lines[0]
+    assert not (cluster.tools_bin / "istioctl").exists()
+
+
+def test_linkerd_binary_is_verified_before_it_is_installed(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("linkerd",))
+    publish_linkerd(site, checksum="f" * 64)
+    bad = run_bash(cluster, "ensure_linkerd", LINKERD_RELEASE_BASE_URL=site.url)
+    assert bad.returncode != 0 and len(error_lines(bad)) == 1 and "checksum mismatch" in bad.stderr
+    assert not (cluster.tools_bin / "linkerd").exists()
+
+    publish_linkerd(site)
+    good = run_bash(cluster, "ensure_linkerd; linkerd version --client --short", LINKERD_RELEASE_BASE_URL=site.url)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.strip().endswith(LINKERD)
+    assert (cluster.tools_bin / "linkerd").stat().st_mode & 0o111
+
+
+def test_a_missing_checksum_file_is_refused(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    publish_istio(site)
+    for checksum_file in site.folder.rglob("*.sha256"):
+        checksum_file.unlink()
+    result = run_bash(cluster, "ensure_istioctl", ISTIO_RELEASE_BASE_URL=site.url)
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and ".sha256 failed" in lines[0] and "404" in lines[0], result.stderr
+    assert not (cluster.tools_bin / "istioctl").exists()
+
+
+@needs_real_kubectl()
+def test_deploy_with_a_wrong_istioctl_checksum_stops_before_any_change_with_stand_in_cluster(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    publish_istio(site, checksum="1" * 64)
+    cluster.save(cluster.state())
+    before = snapshot(cluster)
+    result = cluster.run("deploy-istio.sh", "--yes", "--skip-quick-test", ISTIO_RELEASE_BASE_URL=site.url)
+    assert result.returncode != 0
+    assert len(error_lines(result)) == 1 and "checksum mismatch" in result.stderr
+    assert snapshot(cluster) == before and cluster.mutating_calls() == []
+
+
+@needs_real_kubectl()
+def test_deploy_installs_the_missing_istioctl_and_goes_on_with_it_with_stand_in_cluster(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    publish_istio(site)
+    result = cluster.run("deploy-istio.sh", "--yes", "--skip-quick-test", ISTIO_RELEASE_BASE_URL=site.url)
+    assert result.returncode == 0, result.stderr
+    assert f"istioctl {ISTIO} installed: {cluster.tools_bin}/istioctl" in result.stdout
+    assert "istiod" in cluster.names("Deployment", "istio-system")

@@ -1,0 +1,144 @@
+"""Mesh settings that the CRDs accept as free strings but the installed meshes read one way only.
+
+Istio: the ingress Gateway's selector and the tracing provider must be the ones the demo profile installs.
+Linkerd: the retry/timeout/failure-accrual annotations (plain metadata, so no schema sees a typo) must be keys and
+values Linkerd 2.20's policy controller parses, and a Server must not speak HTTP/2 to our HTTP/1 apps.
+"""
+from __future__ import annotations
+
+import re
+
+from .model import Document, Problem, Tree, as_dict, as_list
+from .references import server_pods
+from .routes import service_parents
+
+# `istioctl install --set profile=demo` (../shared/mesh-notes.md) installs the ingress gateway with the pod label
+# `istio: ingressgateway` and defines the extension provider `jaeger` (samples/addons/jaeger.yaml). Anything else
+# selects no gateway / no tracer, silently. The one place for both expectations:
+ISTIO_INGRESS_SELECTOR = {"istio": "ingressgateway"}
+ISTIO_TRACING_PROVIDERS = {"jaeger"}
+
+# Linkerd 2.20 (linkerd.io/2-edge reference: retries, timeouts, circuit-breaking; policy-controller
+# k8s/index/src/outbound: parse_http_retry, parse_grpc_retry, parse_timeouts, parse_accrual_config, parse_duration).
+# Durations are a whole number plus ms|s|m|h|d ("0" alone is allowed); no fractions.
+DURATION = re.compile(r"^(?:0|\d+(?:ms|s|m|h|d))$")
+HTTP_RETRY_CONDITION = re.compile(r"^(?:5xx|gateway-error|[1-5]\d\d(?:-[1-5]\d\d)?)$", re.I)
+GRPC_RETRY_CONDITIONS = {"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+LINKERD_ANNOTATION_PREFIXES = ("retry.linkerd.io/", "timeout.linkerd.io/", "balancer.linkerd.io/failure-accrual")
+ROUTE_KINDS = {"Service", "HTTPRoute", "GRPCRoute"}  # where Linkerd reads retry/timeout annotations
+
+
+def is_duration(value: str) -> bool:
+    return bool(DURATION.match(value))
+
+
+def is_int(value: str, low: int, high: int) -> bool:
+    return value.isdigit() and low <= int(value) <= high
+
+
+def is_ratio(value: str) -> bool:
+    try:
+        return 0.0 <= float(value) <= 100.0
+    except ValueError:
+        return False
+
+
+# key -> (kinds it is read on, value test, what the value must look like)
+LINKERD_ANNOTATIONS = {
+    "retry.linkerd.io/http": ({"Service", "HTTPRoute"},
+                              lambda v: all(HTTP_RETRY_CONDITION.match(c) for c in v.split(",")),
+                              "comma-separated 5xx, gateway-error, a status code or a range like 500-504"),
+    "retry.linkerd.io/grpc": ({"Service", "GRPCRoute"},
+                              lambda v: all(c.lower() in GRPC_RETRY_CONDITIONS for c in v.split(",")),
+                              f"comma-separated {', '.join(sorted(GRPC_RETRY_CONDITIONS))}"),
+    "retry.linkerd.io/limit": (ROUTE_KINDS, lambda v: is_int(v, 0, 65535), "an integer (retries per request)"),
+    "retry.linkerd.io/timeout": (ROUTE_KINDS, is_duration, "a duration like 500ms or 3s"),
+    "timeout.linkerd.io/request": (ROUTE_KINDS, is_duration, "a duration like 500ms or 3s"),
+    "timeout.linkerd.io/response": (ROUTE_KINDS, is_duration, "a duration like 500ms or 3s"),
+    "timeout.linkerd.io/idle": (ROUTE_KINDS, is_duration, "a duration like 500ms or 3s"),
+    "balancer.linkerd.io/failure-accrual": ({"Service"}, lambda v: v == "consecutive", "consecutive"),
+    "balancer.linkerd.io/failure-accrual-consecutive-max-failures": ({"Service"}, lambda v: is_int(v, 0, 2**32 - 1), "an integer"),
+    "balancer.linkerd.io/failure-accrual-consecutive-min-penalty": ({"Service"}, is_duration, "a duration like 1s"),
+    "balancer.linkerd.io/failure-accrual-consecutive-max-penalty": ({"Service"}, is_duration, "a duration like 1m"),
+    "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio": ({"Service"}, is_ratio, "a number from 0 to 100"),
+}
+# Our apps are gunicorn HTTP/1.1 servers: a Server that declares HTTP/2 or gRPC makes the proxy speak HTTP/2 to them
+# (what broke the seed's probes, ../shared/mesh-notes.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
+HTTP2_PROTOCOLS = {"HTTP/2", "gRPC"}
+
+
+def check(tree: Tree) -> list[Problem]:
+    problems: list[Problem] = []
+    for gateway in tree.of_kind("Gateway", group="networking.istio.io"):
+        selector = as_dict(gateway.spec.get("selector"))
+        if selector != ISTIO_INGRESS_SELECTOR:
+            problems.append(gateway.problem(
+                f"selector {selector} is not {ISTIO_INGRESS_SELECTOR}, the ingress gateway of Istio's demo profile: "
+                "no gateway pod would serve it"))
+    for telemetry in tree.of_kind("Telemetry", group="telemetry.istio.io"):
+        for t, tracing in enumerate(as_list(telemetry.spec.get("tracing"))):
+            for provider in as_list(as_dict(tracing).get("providers")):
+                name = as_dict(provider).get("name")
+                if name not in ISTIO_TRACING_PROVIDERS:
+                    problems.append(telemetry.problem(
+                        f"tracing[{t}] provider {name!r} is not one the demo profile defines "
+                        f"({', '.join(sorted(ISTIO_TRACING_PROVIDERS))}): no span would be sent"))
+    for doc in tree.docs + tree.patches:  # kustomize patches add annotations too (linkerd/patches/failure-accrual.yaml)
+        problems.extend(linkerd_annotations(doc))
+        template = doc.pod_template()
+        if template is not None:
+            pod_meta = as_dict(template.get("metadata"))
+            problems.extend(linkerd_annotations(doc, as_dict(pod_meta.get("annotations")), "pod template "))
+    for server in tree.of_kind("Server", group="policy.linkerd.io"):
+        protocol = server.spec.get("proxyProtocol")
+        if protocol in HTTP2_PROTOCOLS and server_pods(tree, server):
+            problems.append(server.problem(
+                f"proxyProtocol {protocol} in front of our HTTP/1 apps (gunicorn): the proxy would speak HTTP/2 to "
+                "them and break probes and calls; leave it unset or HTTP/1"))
+    return problems
+
+
+def linkerd_annotations(doc: Document, annotations: dict | None = None, where: str = "") -> list[Problem]:
+    annotations = (doc.metadata.get("annotations") or {}) if annotations is None else annotations
+    problems = []
+    for key, value in as_dict(annotations).items():
+        if not str(key).startswith(LINKERD_ANNOTATION_PREFIXES):
+            continue
+        known = LINKERD_ANNOTATIONS.get(key)
+        if known is None:
+            problems.append(doc.problem(
+                f"{where}annotation {key} is not one Linkerd 2.20 reads (known: {', '.join(sorted(LINKERD_ANNOTATIONS))}); "
+                "a misspelled annotation is ignored without a word"))
+            continue
+        kinds, valid, form = known
+        if where or doc.kind not in kinds:
+            problems.append(doc.problem(f"{where}annotation {key} is read only on {', '.join(sorted(kinds))}, not here"))
+        elif doc.kind != "Service" and not service_parents(doc):
+            problems.append(doc.problem(f"annotation {key} is read only on routes whose parent is a Service (outbound "
+                                        "routes); this one is attached to a Server, so it is ignored"))
+        elif not valid(str(value).strip()):
+            problems.append(doc.problem(f"annotation {key}: {value!r} is not {form}"))
+    accrual = as_dict(annotations)
+    if not where and accrual.get("balancer.linkerd.io/failure-accrual") == "consecutive":
+        problems.extend(penalty_order(doc, accrual))
+    return problems
+
+
+def seconds(duration: str) -> float | None:
+    m = re.match(r"^(\d+)(ms|s|m|h|d)?$", duration.strip())
+    if not m:
+        return None
+    return int(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 0}[m[2]]
+
+
+def penalty_order(doc: Document, annotations: dict) -> list[Problem]:
+    """Linkerd rejects the whole failure-accrual config when min-penalty > max-penalty or max-penalty is 0."""
+    prefix = "balancer.linkerd.io/failure-accrual-consecutive-"
+    low = seconds(str(annotations.get(prefix + "min-penalty", "1s")))
+    high = seconds(str(annotations.get(prefix + "max-penalty", "1m")))
+    if low is None or high is None:
+        return []  # the value check above reports it
+    if high == 0 or low > high:
+        return [doc.problem(f"failure accrual: min-penalty {low:g}s must be at most max-penalty {high:g}s, and "
+                            "max-penalty above 0 (Linkerd drops the whole circuit breaker otherwise)")]
+    return []

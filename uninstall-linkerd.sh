@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Remove Linkerd (and, unless --keep-app, the shop) from the cluster, then check that nothing of Linkerd is left.
+set -euo pipefail
+
+# shellcheck source=scripts/lib/mesh.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/mesh.sh"
+
+usage() {
+  cat <<USAGE
+Usage: ./uninstall-linkerd.sh [options]
+
+Removes from the current kubectl context, in this order:
+  1. the application (namespace ${APP_NAMESPACE} and monitoring), or with --keep-app only its Linkerd configuration
+     (Servers, AuthorizationPolicies, HTTPRoutes, ... in ${APP_NAMESPACE})
+  2. Jaeger (if --with-jaeger installed it), viz, then the control plane (linkerd viz uninstall / linkerd uninstall
+     piped to kubectl delete, when the linkerd CLI is available) and their namespaces
+  3. leftover linkerd* webhook configurations, the linkerd.io/inject and default-inbound-policy namespace
+     annotations, *.linkerd.io CRDs, and the Gateway API CRDs only if deploy-linkerd.sh installed them
+  4. with --keep-app: restarts the app so its pods run without proxies
+then lists anything of Linkerd that is still there (and fails if so). NotFound is not an error: rerun at will.
+
+Options:
+  --keep-app    keep the shop running, without the mesh
+$(common_usage)
+USAGE
+}
+
+main() {
+  local keep_app=0
+  while (($#)); do
+    case "$1" in
+      --keep-app) keep_app=1 ;;
+      *) parse_common_flag "$1" || die "unknown option: $1 (see ./uninstall-linkerd.sh --help)" ;;
+    esac
+    shift
+  done
+
+  log_step "Checking prerequisites"
+  require_cluster
+  use_project_tools
+  if ! linkerd_present; then
+    log_info "Linkerd is not installed in cluster '${CLUSTER_CONTEXT}'"
+  fi
+  confirm "Remove Linkerd$( ((keep_app)) || echo ' and the shop') from cluster '${CLUSTER_CONTEXT}'?" ||
+    die "aborted: nothing was changed"
+
+  remove_linkerd "$keep_app"
+  if ((keep_app)); then
+    log_step "Restarting the application without proxies"
+    restart_workloads_unless_all_pods_have "$APP_NAMESPACE" none
+    wait_for_rollouts "$APP_NAMESPACE"
+  fi
+  verify_removed linkerd
+}
+
+main "$@"

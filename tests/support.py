@@ -130,3 +130,25 @@ class FakeUpstream:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def spread_over_workers(send, log_file, marker: str, rounds: int = 6, burst: int = 24) -> tuple[int, set[int]]:
+    """Sends bursts of concurrent requests until log lines show that at least two gunicorn workers answered.
+
+    The kernel decides which worker accepts a connection, and one busy worker can take them all; a test that must
+    prove something about *all* workers keeps sending until two have answered. `send(request_id)` makes one request;
+    returns (requests sent, pids that logged a request whose id starts with `marker`).
+    """
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    sent, pids = 0, set()
+    for round_no in range(rounds):
+        with ThreadPoolExecutor(max_workers=burst) as pool:
+            list(pool.map(send, [f"{marker}{round_no}-{n}" for n in range(burst)]))
+        sent += burst
+        pids = {json.loads(raw)["pid"] for raw in log_file.read_text().splitlines()
+                if raw.startswith("{") and f'"request_id":"{marker}' in raw and '"msg":"request"' in raw}
+        if len(pids) >= 2:
+            break
+    return sent, pids

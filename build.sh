@@ -75,12 +75,27 @@ build_one() {
   fi
 }
 
+# require_multi_platform_builder: the current buildx builder must build several platforms at once. The "docker"
+# driver only can with the containerd image store; a docker-container (or kubernetes/remote) builder always can.
+require_multi_platform_builder() {
+  local driver
+  driver="$(docker buildx inspect 2>/dev/null | awk -F': *' '$1 == "Driver" { print $2; exit }')"
+  if [[ "$driver" == docker ]]; then
+    docker info --format='{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter' && return 0
+  elif [[ -n "$driver" ]]; then
+    return 0
+  fi
+  # network=host lets the builder container push to a registry on the host's localhost (localhost:5001).
+  die "--platform ${PLATFORM} needs a multi-platform buildx builder (current driver: ${driver:-unknown}): docker buildx create --driver docker-container --driver-opt network=host --use"
+}
+
 check_prerequisites() {
   log_step "Checking prerequisites"
   require_docker_engine
   if [[ -n "$PLATFORM" ]]; then
     docker buildx version >/dev/null 2>&1 ||
       die "--platform needs docker buildx: install the buildx plugin (Docker Desktop and OrbStack ship it)"
+    [[ "$PLATFORM" != *,* ]] || require_multi_platform_builder
   fi
   if [[ -n "$KIND_CLUSTER" ]]; then
     require_cmd kind "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"

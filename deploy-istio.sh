@@ -12,8 +12,8 @@ Usage: ./deploy-istio.sh [options]
 Deploys the shop on Istio ${ISTIO_VERSION} in the current kubectl context, step by step:
   1. checks kubectl, the cluster (its context is printed), nodes and CPU
   2. installs istioctl ${ISTIO_VERSION} into .tools/bin when missing (sha256-verified)
-  3. removes Linkerd first if it is installed (asks, or --yes)
-  4. istioctl x precheck; istioctl install --set profile=demo -y
+  3. istioctl x precheck (read-only, before anything changes)
+  4. removes Linkerd first if it is installed (asks, or --yes); istioctl install --set profile=demo -y
   5. add-ons from ${ISTIO_RELEASE_BRANCH}/samples/addons: ${ISTIO_ADDONS}
   6. applies ${ISTIO_DIR}/ (base layer + namespace label istio-injection=enabled + Istio configuration,
      DestinationRules first), creates the Grafana admin Secret once, applies ${MONITORING_DIR}/
@@ -51,6 +51,7 @@ main() {
   require_cluster
   use_project_tools
   ensure_istioctl
+  preflight_istio
 
   remove_other_mesh Linkerd linkerd_present remove_linkerd uninstall-linkerd.sh
 

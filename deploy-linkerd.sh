@@ -12,9 +12,11 @@ Usage: ./deploy-linkerd.sh [options]
 Deploys the shop on Linkerd ${LINKERD_VERSION} in the current kubectl context, step by step:
   1. checks kubectl, the cluster (its context is printed), nodes and CPU
   2. installs the linkerd CLI ${LINKERD_VERSION} into .tools/bin when missing (sha256-verified)
-  3. removes Istio first if it is installed (asks, or --yes)
-  4. Gateway API ${GATEWAY_API_VERSION} standard CRDs when absent (kept when a compatible version is installed)
-  5. linkerd check --pre; linkerd install --crds; linkerd install (proxyInit.runAsRoot=true only on nodes with
+  3. read-only preflight, before anything changes: an installed Gateway API must be ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX},
+     helm present for --with-jaeger, linkerd check --pre
+  4. removes Istio first if it is installed (asks, or --yes); Gateway API ${GATEWAY_API_VERSION} standard CRDs when
+     absent (kept when a compatible version is installed)
+  5. linkerd install --crds; linkerd install (proxyInit.runAsRoot=true only on nodes with
      the Docker runtime); linkerd check; linkerd viz install; linkerd viz check
   6. applies ${LINKERD_DIR}/ (base layer + namespace annotations linkerd.io/inject=enabled and
      default-inbound-policy deny + Servers, AuthorizationPolicies, HTTPRoutes), creates the Grafana admin Secret
@@ -57,7 +59,7 @@ main() {
   require_cluster
   use_project_tools
   ensure_linkerd
-  ((WITH_JAEGER == 0)) || require_cmd helm "--with-jaeger needs helm: https://helm.sh/docs/intro/install/"
+  preflight_linkerd "$WITH_JAEGER"
 
   remove_other_mesh Istio istio_present remove_istio uninstall-istio.sh
 

@@ -331,11 +331,47 @@ make_temp_dir() {
   printf -v "$1" '%s' "$dir"
 }
 
-# fetch URL DEST: download, or stop with one line that carries curl's reason (e.g. "returned error: 404").
-fetch() {
+# Bounds of every download, so a stalled network fails instead of hanging the script.
+CURL_CONNECT_TIMEOUT="${CURL_CONNECT_TIMEOUT:-15}"
+CURL_MAX_TIME="${CURL_MAX_TIME:-300}"
+
+# try_fetch URL DEST: download (HTTP errors fail, redirects followed, time bounded); on failure FETCH_ERROR holds
+# curl's reason (e.g. "returned error: 404") and the status is non-zero.
+try_fetch() {
+  FETCH_ERROR=""
   local reason
-  reason="$(curl -fsSL --retry 2 -o "$2" "$1" 2>&1)" ||
-    die "download of $1 failed (${reason##*curl: }): check the network, or point the *_RELEASE_BASE_URL variable at a mirror"
+  reason="$(curl --fail --silent --show-error --location --connect-timeout "$CURL_CONNECT_TIMEOUT" \
+    --max-time "$CURL_MAX_TIME" --retry 2 -o "$2" "$1" 2>&1)" && return 0
+  FETCH_ERROR="${reason##*curl: }"
+  return 1
+}
+
+# fetch URL DEST: download, or stop with one line that carries curl's reason.
+fetch() {
+  try_fetch "$1" "$2" ||
+    die "download of $1 failed (${FETCH_ERROR}): check the network, or point the *_BASE_URL variable at a mirror"
+}
+
+# run_kubectl_url VERB URL [ARGS]: `kubectl VERB -f URL ARGS` through run, the download bounded by curl's timeouts
+# (kubectl's own fetch of a URL has none) and the API calls by kube's request timeout. A URL without http(s)://
+# is a local file (an air-gapped mirror).
+run_kubectl_url() {
+  local verb="$1" url="$2" source="$2" download_dir
+  shift 2
+  if [[ "$DRY_RUN" == 1 ]]; then
+    printf '[dry-run] %s\n' "$(_quote_cmd kubectl "$verb" -f "$url" "$@")"
+    return 0
+  fi
+  printf '    + %s\n' "$(_quote_cmd kubectl "$verb" -f "$url" "$@")"
+  if [[ "$url" =~ ^https?:// ]]; then
+    make_temp_dir download_dir   # (not "dir": make_temp_dir has a local of that name)
+    source="${download_dir}/manifest.yaml"
+    if ! try_fetch "$url" "$source"; then
+      log_warn "download of ${url} failed (${FETCH_ERROR})"
+      return 1
+    fi
+  fi
+  kube "$verb" -f "$source" "$@"
 }
 
 # download_verified URL CHECKSUM_URL DEST: fetch URL to DEST only if its sha256 matches the first word of the

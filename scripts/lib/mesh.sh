@@ -25,6 +25,8 @@ ISTIO_ADDONS="prometheus grafana jaeger kiali"
 LINKERD_NAMESPACE="linkerd"
 LINKERD_VIZ_NAMESPACE="linkerd-viz"
 LINKERD_JAEGER_NAMESPACE="linkerd-jaeger"
+# Cluster-scoped kinds a Linkerd extension creates (removed by its linkerd.io/extension label).
+LINKERD_EXTENSION_CLUSTER_KINDS="clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,apiservices"
 # Gateway API versions Linkerd 2.18+ documents as compatible (HTTPRoute gateway.networking.k8s.io/v1).
 GATEWAY_API_COMPATIBLE_MIN="v1.1.1"
 GATEWAY_API_COMPATIBLE_MAX="v1.2.1"
@@ -93,7 +95,9 @@ namespaces_in_yaml() {
 apply_kustomization() {
   local dir="$1" rendered first_pass
   if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] kubectl kustomize %s%s | kubectl apply -f -   (DestinationRules first)\n' "$dir" "${REGISTRY:+ with images from ${REGISTRY}}"
+    # Only Istio's configuration has DestinationRules to put first.
+    printf '[dry-run] kubectl kustomize %s%s | kubectl apply -f -%s\n' "$dir" "${REGISTRY:+ with images from ${REGISTRY}}" \
+      "$([[ "$dir" == "$ISTIO_DIR" ]] && echo '   (DestinationRules first)')"
     APPLIED_NAMESPACES=""
     return 0
   fi
@@ -148,27 +152,29 @@ grafana_access_hint() {
 # ---------------------------------------------------------------------------------------------------------------
 # Sidecars: which pods carry which proxy, and restarting the workloads whose pods are on the wrong mesh.
 # ---------------------------------------------------------------------------------------------------------------
-# pod_containers NAMESPACE: "pod|deletion time|containers and init containers" per pod ("|", not a tab: read would
-# merge the empty field between two tabs). Istio may run its
-# proxy as a native sidecar (an init container), so both lists count.
+# pod_containers NAMESPACE: "pod|deletion time|phase|containers and init containers" per pod ("|", not a tab: read
+# would merge the empty field between two tabs). Istio may run its proxy as a native sidecar (an init container), so
+# both lists count.
 pod_containers() {
-  kube get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{.metadata.deletionTimestamp}{"|"}{.spec.containers[*].name} {.spec.initContainers[*].name}{"\n"}{end}' 2>/dev/null || true
+  kube get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{.metadata.deletionTimestamp}{"|"}{.status.phase}{"|"}{.spec.containers[*].name} {.spec.initContainers[*].name}{"\n"}{end}' 2>/dev/null || true
 }
 
 # restart_workloads_unless_all_pods_have NAMESPACE WANTED_PROXY|none: restart every Deployment and StatefulSet of
 # NAMESPACE when any pod lacks WANTED_PROXY (or, for "none", still carries a proxy). Pods already right are left
 # alone, which keeps a second run from restarting anything.
 restart_workloads_unless_all_pods_have() {
-  local namespace="$1" wanted="$2" pods _pod deleting containers stale=0 workload
+  local namespace="$1" wanted="$2" pods _pod deleting phase containers stale=0 workload
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '[dry-run] kubectl rollout restart deployments and statefulsets in %s whose pods %s\n' "$namespace" \
       "$([[ "$wanted" == none ]] && echo 'still carry a proxy' || echo "lack ${wanted}")"
     return 0
   fi
   pods="$(pod_containers "$namespace")"
-  while IFS='|' read -r _pod deleting containers; do
-    # Pods of a finished rollout may still be terminating: they do not count.
+  while IFS='|' read -r _pod deleting phase containers; do
+    # Pods of a finished rollout may still be terminating, and Failed/Succeeded pods (Evicted, Completed) never run
+    # again: they do not count, or every rerun would restart everything.
     [[ -n "$_pod" && -z "$deleting" ]] || continue
+    [[ "$phase" == Running || "$phase" == Pending ]] || continue
     containers=" ${containers} "
     if [[ "$wanted" == none ]]; then
       [[ "$containers" == *" istio-proxy "* || "$containers" == *" linkerd-proxy "* ]] && stale=1
@@ -255,9 +261,16 @@ delete_namespace() {
 # ---------------------------------------------------------------------------------------------------------------
 istio_addon_url() { printf '%s/%s.yaml\n' "$ISTIO_ADDONS_BASE_URL" "$1"; }
 
+# preflight_istio: the read-only checks of the Istio install, before anything (such as removing Linkerd) changes
+# the cluster.
+preflight_istio() {
+  ((SKIP_MESH_INSTALL == 0)) || return 0
+  log_step "Preflight checks for Istio"
+  run istioctl x precheck || die "istioctl x precheck found problems (see above): fix them, then rerun"
+}
+
 install_istio_control_plane() {
   log_step "Installing Istio ${ISTIO_VERSION} (demo profile)"
-  run istioctl x precheck || die "istioctl x precheck found problems (see above): fix them, then rerun"
   run istioctl install --set profile=demo -y || die "istioctl install failed (see above): rerun after fixing the cause"
   wait_for_rollouts "$ISTIO_NAMESPACE"
 }
@@ -266,7 +279,7 @@ install_istio_addons() {
   log_step "Installing the Istio add-ons (${ISTIO_ADDONS}) from ${ISTIO_RELEASE_BRANCH}"
   local addon
   for addon in $ISTIO_ADDONS; do
-    run kubectl apply -f "$(istio_addon_url "$addon")" ||
+    run_kubectl_url apply "$(istio_addon_url "$addon")" ||
       die "could not apply the ${addon} add-on from $(istio_addon_url "$addon") (see above): check the network and rerun"
   done
   wait_for_rollouts "$ISTIO_NAMESPACE"
@@ -288,7 +301,7 @@ remove_istio() {
   if namespace_exists "$ISTIO_NAMESPACE"; then
     for addon in $ISTIO_ADDONS; do
       # The add-ons also create cluster-wide RBAC, which deleting the namespace would leave behind.
-      run kubectl delete -f "$(istio_addon_url "$addon")" --ignore-not-found ||
+      run_kubectl_url delete "$(istio_addon_url "$addon")" --ignore-not-found ||
         log_warn "could not delete the ${addon} add-on from $(istio_addon_url "$addon"); its cluster roles may remain"
     done
   fi
@@ -333,25 +346,54 @@ version_at_least() {
   [[ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" == "${2#v}" ]]
 }
 
-# ensure_gateway_api: install the Gateway API standard CRDs when absent; keep them when their version is one
+# check_gateway_api (read-only, part of the preflight): fine when the Gateway API CRDs are absent or of a version
 # Linkerd supports; stop when another version is installed (replacing it could break whoever installed it).
+# Sets GATEWAY_API_INSTALLED to the compatible version found, or "".
+check_gateway_api() {
+  local installed
+  GATEWAY_API_INSTALLED=""
+  crd_exists "$GATEWAY_API_CRD_PROBE" || return 0
+  installed="$(kube get crd "$GATEWAY_API_CRD_PROBE" -o jsonpath='{.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}' 2>/dev/null || true)"
+  if [[ -n "$installed" ]] && version_at_least "$installed" "$GATEWAY_API_COMPATIBLE_MIN" &&
+    version_at_least "$GATEWAY_API_COMPATIBLE_MAX" "$installed"; then
+    GATEWAY_API_INSTALLED="$installed"
+    return 0
+  fi
+  die "Gateway API CRDs ${installed:-of unknown version} are installed; Linkerd needs ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: replace them (kubectl apply -f ${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml) if nothing else needs them"
+}
+
+# ensure_gateway_api: install the Gateway API standard CRDs unless check_gateway_api found a compatible version, and
+# mark the ones installed here so uninstall-linkerd.sh removes only those.
 ensure_gateway_api() {
   log_step "Gateway API CRDs (${GATEWAY_API_VERSION})"
-  local installed
-  if crd_exists "$GATEWAY_API_CRD_PROBE"; then
-    installed="$(kube get crd "$GATEWAY_API_CRD_PROBE" -o jsonpath='{.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}' 2>/dev/null || true)"
-    if [[ -n "$installed" ]] && version_at_least "$installed" "$GATEWAY_API_COMPATIBLE_MIN" &&
-      version_at_least "$GATEWAY_API_COMPATIBLE_MAX" "$installed"; then
-      log_info "Gateway API ${installed} already installed and compatible with Linkerd; kept"
-      return 0
-    fi
-    die "Gateway API CRDs ${installed:-of unknown version} are installed; Linkerd needs ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: replace them (kubectl apply -f ${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml) if nothing else needs them"
+  check_gateway_api
+  if [[ -n "$GATEWAY_API_INSTALLED" ]]; then
+    log_info "Gateway API ${GATEWAY_API_INSTALLED} already installed and compatible with Linkerd; kept"
+    return 0
   fi
-  run kubectl apply -f "${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml"
+  run_kubectl_url apply "${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml" ||
+    die "could not apply the Gateway API CRDs (see above): check the network and rerun"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    printf '[dry-run] kubectl annotate crd <each *.gateway.networking.k8s.io CRD> %s=deploy-linkerd.sh --overwrite\n' "$INSTALLED_BY_ANNOTATION"
+    return 0
+  fi
   local crd
   for crd in $(names_matching crd '\.gateway\.networking\.k8s\.io$'); do
     run kubectl annotate crd "$crd" "${INSTALLED_BY_ANNOTATION}=deploy-linkerd.sh" --overwrite
   done
+}
+
+# preflight_linkerd WITH_JAEGER: every read-only check of the Linkerd install, before anything (such as removing
+# Istio) changes the cluster.
+preflight_linkerd() {
+  local with_jaeger="$1"
+  ((SKIP_MESH_INSTALL == 0)) || return 0
+  log_step "Preflight checks for Linkerd"
+  ((with_jaeger == 0)) || require_cmd helm "--with-jaeger needs helm: https://helm.sh/docs/intro/install/"
+  check_gateway_api
+  if ! namespace_exists "$LINKERD_NAMESPACE"; then
+    run linkerd check --pre || die "linkerd check --pre found problems (see above): fix them, then rerun"
+  fi
 }
 
 install_linkerd_control_plane() {
@@ -369,7 +411,6 @@ install_linkerd_control_plane() {
     log_info "a node runs the Docker runtime: proxyInit.runAsRoot=true"
     install_flags=(--set proxyInit.runAsRoot=true)
   fi
-  run linkerd check --pre || die "linkerd check --pre found problems (see above): fix them, then rerun"
   run_apply_from linkerd install --crds
   run_apply_from linkerd install ${install_flags[@]+"${install_flags[@]}"} ${LINKERD_INSTALL_FLAGS[@]+"${LINKERD_INSTALL_FLAGS[@]}"}
   run linkerd check --wait "$ROLLOUT_TIMEOUT" || die "linkerd check failed (see above): the control plane is not healthy"
@@ -402,15 +443,21 @@ remove_linkerd() {
   fi
 
   log_step "Removing the Linkerd extensions and control plane"
+  # The linkerd-jaeger extension of older installs: its `linkerd jaeger uninstall` is gone from the 2.19+ CLI, so
+  # kubectl removes it (namespace, then its cluster-wide objects by the extension label).
+  if namespace_exists "$LINKERD_JAEGER_NAMESPACE"; then
+    delete_namespace "$LINKERD_JAEGER_NAMESPACE"
+    run kubectl delete "$LINKERD_EXTENSION_CLUSTER_KINDS" -l linkerd.io/extension=jaeger --ignore-not-found
+  fi
   if ((has_cli)); then
-    namespace_exists "$LINKERD_JAEGER_NAMESPACE" && run_delete_from linkerd jaeger uninstall
     namespace_exists "$LINKERD_VIZ_NAMESPACE" && run_delete_from linkerd viz uninstall
-    namespace_exists "$LINKERD_NAMESPACE" && run_delete_from linkerd uninstall
+    # --force: without it `linkerd uninstall` refuses while any meshed pod runs outside the linkerd namespace
+    # (the kept app, or viz pods still terminating); those pods are restarted without a proxy afterwards.
+    namespace_exists "$LINKERD_NAMESPACE" && run_delete_from linkerd uninstall --force
   elif namespace_exists "$LINKERD_NAMESPACE"; then
     log_warn "linkerd CLI not found: removing Linkerd with kubectl only"
   fi
   remove_jaeger_for_linkerd
-  delete_namespace "$LINKERD_JAEGER_NAMESPACE"
   delete_namespace "$LINKERD_VIZ_NAMESPACE"
   delete_namespace "$LINKERD_NAMESPACE"
 

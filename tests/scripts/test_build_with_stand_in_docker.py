@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,6 +84,24 @@ def test_build_with_several_platforms_pushes_with_buildx_and_needs_a_registry_wi
     images = cluster.state()["images"]
     assert {i["platform"] for i in images} == {"linux/amd64,linux/arm64"}
     assert cluster.state()["pushed"] == [f"localhost:5001/{i}" for i in EXPECTED_IMAGES]
+
+
+@pytest.mark.parametrize("driver, containerd_store, ok", [("docker", False, False), ("docker", True, True),
+                                                          ("docker-container", False, True)])
+def test_build_with_several_platforms_needs_a_multi_platform_builder_with_stand_in_docker(tmp_path, driver,
+                                                                                        containerd_store, ok):
+    cluster = StandInCluster(tmp_path)
+    cluster.update(buildx_driver=driver, containerd_store=containerd_store)
+    result = cluster.run("build.sh", "--platform", "linux/amd64,linux/arm64", "--registry", "localhost:5001")
+    if ok:
+        assert result.returncode == 0, result.stderr
+        assert len(cluster.state()["pushed"]) == len(EXPECTED_IMAGES)
+        return
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: --platform linux/amd64,linux/arm64 needs a multi-platform buildx builder (current driver: docker): "
+        "docker buildx create --driver docker-container --driver-opt network=host --use"]
+    assert cluster.mutating_calls() == [] and cluster.state()["images"] == []
 
 
 def test_build_without_a_docker_engine_fails_with_one_line_before_building_with_stand_in_docker(tmp_path):

@@ -170,3 +170,41 @@ def test_deploy_installs_the_missing_istioctl_and_goes_on_with_it_with_stand_in_
     assert result.returncode == 0, result.stderr
     assert f"istioctl {ISTIO} installed: {cluster.tools_bin}/istioctl" in result.stdout
     assert "istiod" in cluster.names("Deployment", "istio-system")
+
+
+def test_a_download_from_a_server_that_never_answers_stops_within_the_time_limit(tmp_path):
+    import socket
+    import time
+    cluster = StandInCluster(tmp_path / "cluster", without=("istioctl",))
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        started = time.monotonic()
+        result = run_bash(cluster, "ensure_istioctl", ISTIO_RELEASE_BASE_URL=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                          CURL_MAX_TIME="1")
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "download of http://127.0.0.1:" in lines[0] and "timed out" in lines[0], result.stderr
+    assert elapsed < 20  # 1 s per attempt, 3 attempts (--retry 2), plus curl's retry pauses
+    assert not (cluster.tools_bin / "istioctl").exists()
+
+
+@needs_real_kubectl()
+def test_kubectl_apply_of_a_url_downloads_it_with_curl_first_with_stand_in_cluster(tmp_path, site):
+    cluster = StandInCluster(tmp_path / "cluster")
+    site.publish("gateway-api/v1.2.1/standard-install.yaml", cluster.write_gateway_api("v1.2.1").read_bytes())
+    url = f"{site.url}/gateway-api/v1.2.1/standard-install.yaml"
+    result = run_bash(cluster, f'run_kubectl_url apply "{url}"')
+    assert result.returncode == 0, result.stderr
+    assert f"+ kubectl apply -f {url}" in result.stdout
+    assert "httproutes.gateway.networking.k8s.io" in cluster.names("CustomResourceDefinition")
+    applies = [c for c in cluster.calls() if c["tool"] == "kubectl" and "apply" in c["args"]]
+    # kubectl got a local file (curl's bounded download) and its request timeout, not the URL.
+    assert applies and applies[0]["args"][0].startswith("--request-timeout=") and url not in applies[0]["args"]
+    site.requests.clear()
+    missing = run_bash(cluster, f'run_kubectl_url apply "{site.url}/nope.yaml" || echo "status $?"')
+    assert "status 1" in missing.stdout and "returned error: 404" in missing.stderr

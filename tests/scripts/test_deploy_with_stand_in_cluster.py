@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stand_in_cluster import StandInCluster, error_lines, needs_real_kubectl, snapshot, state_difference  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fakes"))
+from fakecluster import cluster_object as fakecluster_object  # noqa: E402
 
 pytestmark = [needs_real_kubectl(), pytest.mark.slow]
 
@@ -44,6 +48,10 @@ def istio_state(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def linkerd_state(tmp_path_factory) -> Path:
     return deployed(tmp_path_factory, "deploy-linkerd.sh")
+
+
+def yaml_docs(objects: list[dict]) -> str:
+    return yaml.safe_dump_all(objects)
 
 
 def cluster_from(state_file: Path, tmp_path: Path, **kwargs) -> StandInCluster:
@@ -110,8 +118,10 @@ def test_deploy_linkerd_dry_run_lists_the_steps_in_order_and_changes_nothing_wit
     before = snapshot(cluster)
     result = cluster.run("deploy-linkerd.sh", "--dry-run")
     assert result.returncode == 0, result.stderr
-    steps = [r"kubectl context: kind-lab", r"^\[dry-run\] kubectl apply -f .*/v1\.2\.1/standard-install\.yaml",
-             r"^\[dry-run\] linkerd check --pre", r"^\[dry-run\] linkerd install --crds \| kubectl apply -f -",
+    steps = [r"kubectl context: kind-lab", r"^\[dry-run\] linkerd check --pre",
+             r"^\[dry-run\] kubectl apply -f .*/v1\.2\.1/standard-install\.yaml",
+             r"^\[dry-run\] kubectl annotate crd .* service-mesh-lab\.io/installed-by=deploy-linkerd\.sh",
+             r"^\[dry-run\] linkerd install --crds \| kubectl apply -f -",
              r"^\[dry-run\] linkerd install \| kubectl apply -f -", r"^\[dry-run\] linkerd check --wait",
              r"^\[dry-run\] linkerd viz install \| kubectl apply -f -",
              r"^\[dry-run\] kubectl kustomize linkerd", r"^\[dry-run\] kubectl kustomize monitoring",
@@ -121,6 +131,7 @@ def test_deploy_linkerd_dry_run_lists_the_steps_in_order_and_changes_nothing_wit
     assert found == sorted(found), result.stdout
     assert "allow-scrapes" not in result.stdout  # linkerd/authorization.yaml already authorizes the scrapes
     assert "runAsRoot" not in result.stdout  # the stand-in node runs containerd
+    assert "DestinationRules" not in result.stdout  # an Istio idea
     assert snapshot(cluster) == before
     assert cluster.mutating_calls() == []
 
@@ -428,3 +439,93 @@ def test_uninstall_names_what_remained_and_fails_with_stand_in_cluster(tmp_path,
         "error: istio was not removed completely (see 'left:' above): delete those by hand, or rerun after they "
         "finish terminating"]
     assert istio_leftovers(cluster) == ["virtualservices.networking.istio.io"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Review fixes: preflight before the other mesh goes, `linkerd uninstall` with meshed pods, linkerd-jaeger, Evicted pods
+# ---------------------------------------------------------------------------------------------------------------
+def test_deploy_linkerd_on_istio_with_an_incompatible_gateway_api_changes_nothing_with_stand_in_cluster(tmp_path,
+                                                                                                       istio_state):
+    cluster = cluster_from(istio_state, tmp_path)
+    cluster.tool("kubectl", "apply", "-f", str(cluster.write_gateway_api("v1.3.0")))
+    before = snapshot(cluster)
+    cluster.clear_calls()
+    result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST)
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "v1.3.0" in lines[0], result.stderr
+    assert snapshot(cluster) == before  # Istio is still there: the preflight stopped before removing it
+    assert cluster.mutating_calls() == []
+
+
+def test_deploy_linkerd_with_jaeger_but_without_helm_keeps_istio_with_stand_in_cluster(tmp_path, istio_state):
+    cluster = cluster_from(istio_state, tmp_path, without=("helm",))
+    before = snapshot(cluster)
+    result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST, "--with-jaeger")
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "helm not found" in lines[0], result.stderr
+    assert snapshot(cluster) == before
+
+
+def test_deploy_istio_runs_the_precheck_before_removing_linkerd_with_stand_in_cluster(tmp_path, linkerd_state):
+    cluster = cluster_from(linkerd_state, tmp_path)
+    result = cluster.run("deploy-istio.sh", "--yes", NO_QUICK_TEST)
+    assert result.returncode == 0, result.stderr
+    calls = cluster.calls()
+    precheck = next(i for i, c in enumerate(calls) if c["tool"] == "istioctl" and c["args"][:2] == ["x", "precheck"])
+    first_change = next(i for i, c in enumerate(calls) if c in cluster.mutating_calls())
+    assert precheck < first_change
+
+
+def test_stand_in_linkerd_uninstall_refuses_while_meshed_pods_run_without_force(tmp_path, linkerd_state):
+    """The stand-in itself, so the tests below can catch a script that drops --force."""
+    cluster = cluster_from(linkerd_state, tmp_path)
+    cluster.tool("kubectl", "delete", "namespace", "linkerd-viz")
+    refused = cluster.tool("linkerd", "uninstall")
+    assert refused.returncode == 1 and "Please uninject the following pods" in refused.stderr
+    assert "* api-gateway-" in refused.stderr
+    forced = cluster.tool("linkerd", "uninstall", "--force")
+    assert forced.returncode == 0 and "linkerd-proxy-injector-webhook-config" in forced.stdout
+
+
+def test_uninstall_linkerd_keep_app_passes_force_and_removes_the_control_plane_with_stand_in_cluster(tmp_path,
+                                                                                                    linkerd_state):
+    cluster = cluster_from(linkerd_state, tmp_path)
+    result = cluster.run("uninstall-linkerd.sh", "--yes", "--keep-app")
+    assert result.returncode == 0, result.stdout + result.stderr
+    uninstall = [c for c in cluster.calls() if c["tool"] == "linkerd" and c["args"][:1] == ["uninstall"]]
+    assert uninstall and all(c["args"] == ["uninstall", "--force"] for c in uninstall)
+    assert linkerd_leftovers(cluster) == []
+
+
+def test_uninstall_linkerd_removes_an_old_linkerd_jaeger_extension_with_kubectl_with_stand_in_cluster(tmp_path,
+                                                                                                    linkerd_state):
+    cluster = cluster_from(linkerd_state, tmp_path)
+    jaeger = {"linkerd.io/extension": "jaeger"}
+    cluster.tool("kubectl", "apply", "-f", "-", stdin=yaml_docs([
+        fakecluster_object("Namespace", "linkerd-jaeger", jaeger),
+        fakecluster_object("ClusterRole", "linkerd-jaeger-injector", jaeger),
+        fakecluster_object("ClusterRoleBinding", "jaeger-injector-binding", jaeger),
+        fakecluster_object("MutatingWebhookConfiguration", "linkerd-jaeger-injector-webhook-config", jaeger),
+    ]))
+    assert "linkerd-jaeger" in cluster.names("Namespace")
+    result = cluster.run("uninstall-linkerd.sh", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [c for c in cluster.calls() if c["tool"] == "linkerd" and c["args"][:1] == ["jaeger"]]
+    assert "linkerd-jaeger" not in cluster.names("Namespace")
+    assert "jaeger-injector-binding" not in cluster.names("ClusterRoleBinding")  # by label, not by name
+    assert linkerd_leftovers(cluster) == []
+
+
+def test_deploy_rerun_ignores_evicted_pods_without_a_proxy_with_stand_in_cluster(tmp_path, istio_state):
+    cluster = cluster_from(istio_state, tmp_path)
+    cluster.add_object({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": "cart-service-5d9f7-evict", "namespace": APP, "labels": {"app": "cart-service"}},
+                        "spec": {"containers": [{"name": "cart-service", "image": "cart-service:v1"}], "initContainers": []},
+                        "status": {"phase": "Failed", "reason": "Evicted"}})
+    result = cluster.run("deploy-istio.sh", "--yes", NO_QUICK_TEST)
+    assert result.returncode == 0, result.stderr
+    restarts = [c for c in cluster.calls() if c["tool"] == "kubectl" and "restart" in c["args"]]
+    assert restarts == [], result.stdout
+    assert "no restart" in result.stdout

@@ -6,6 +6,7 @@ import re
 import pytest
 import requests
 
+from tests.storefront.conftest import PageWatch
 from tests.support import FaultSwitch
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -52,7 +53,7 @@ def test_shopper_buys_then_sees_an_injected_decline_with_the_cart_unchanged(stac
                            arg=len(catalog))
     user = page.locator("#user-id").inner_text()
     assert ID_PATTERN.match(user), user
-    assert page.evaluate("localStorage.getItem('meshlab.userId')") == user
+    assert page.evaluate("sessionStorage.getItem('meshlab.userId')") == user
     assert page.locator("a[href='/api']").count() >= 1, "the page links the API documentation"
 
     # Two products, then one quantity typed in and one raised with the keyboard on the "+" button.
@@ -205,3 +206,157 @@ def test_proxy_error_page_and_network_error_from_stand_in_routes_become_messages
     # Chromium logs each failed load itself; nothing else may appear.
     assert all(text.startswith("Failed to load resource") for text, _url in watch.console_errors), \
         watch.console_errors
+
+
+def cart_requests(watch, method: str) -> list[int]:
+    return [status for m, url, status in watch.responses if m == method and "/api/cart/" in url]
+
+
+def test_a_fractional_quantity_is_refused_before_sending_and_a_refused_change_shows_the_servers_cart(
+        stack, shop_page):
+    page, watch = shop_page
+    page.goto("/")
+    page.locator("#product-list li.product").first.wait_for()
+    user = page.locator("#user-id").inner_text()
+    product = api(stack, "/api/products")["products"][0]["id"]
+    page.locator(f"#add-{product}").click()
+    wait_cart_count(page, 1)
+
+    # 2.5 (and 100) never leave the page: a note next to the field, and the field shows what the cart holds.
+    for typed in ("2.5", "100"):
+        page.locator(f"#qty-{product}").fill(typed)
+        page.locator(f"#qty-{product}").press("Enter")
+        note = page.locator(f"#cart-body li[data-product-id='{product}'] .field-note")
+        note.wait_for()
+        assert note.inner_text() == f"{typed} is not a whole number from 1 to 99, so the quantity stays 1. " \
+            f"Remove takes {api(stack, '/api/products')['products'][0]['name']} out."
+        assert page.locator(f"#qty-{product}").get_attribute("aria-describedby") == f"qty-note-{product}"
+        assert ui_cart(page) == server_cart(stack, user) == {product: 1}
+    assert cart_requests(watch, "PUT") == [], "an invalid quantity was sent"
+
+    # A change the server refuses for good (the line was removed behind the page's back: 404) shows the server's cart.
+    requests.delete(f"{stack.urls['api-gateway']}/api/cart/{user}/items/{product}", timeout=10).raise_for_status()
+    page.locator(f"#inc-{product}").click()
+    wait_cart_count(page, 0)
+    assert ui_cart(page) == server_cart(stack, user) == {}
+    assert cart_requests(watch, "PUT") == [404]
+    assert "That change was not made" in page.locator("#cart-notice").inner_text()
+    assert page.locator(".field-note").count() == 0
+    assert_console_clean(watch)
+
+
+def test_new_shopper_waits_for_a_slow_checkout_and_drops_the_previous_shoppers_retry(stack, shop_page, faults):
+    page, watch = shop_page
+    page.goto("/")
+    page.locator("#product-list li.product").first.wait_for()
+    first_user = page.locator("#user-id").inner_text()
+    product = api(stack, "/api/products")["products"][1]["id"]
+    page.locator(f"#add-{product}").click()
+    wait_cart_count(page, 1)
+    # A slow decline (2.5 s, under cart's 4 s payment timeout) from whichever payment instance answers.
+    for payment in ("payment-v1", "payment-v2"):
+        faults.set(payment, enabled=True, delay_ms=2500, decline_rate=1.0)
+    page.locator("#checkout").click()
+    page.get_by_text("Checking out…").wait_for()
+    assert page.locator("#new-shopper").is_disabled(), "New shopper must wait while a checkout runs"
+    page.locator("#retry-checkout").wait_for()
+    assert page.locator("#new-shopper").is_enabled()
+
+    # After the decline: a new shopper gets no retry button of the previous one, and a fresh key of their own.
+    page.locator("#new-shopper").click()
+    page.wait_for_function("u => document.getElementById('user-id').textContent !== u", arg=first_user)
+    second_user = page.locator("#user-id").inner_text()
+    assert page.locator("#retry-checkout").count() == 0
+    assert page.locator("#checkout-notice").inner_text() == ""
+    assert page.locator("#last-order").is_hidden()
+    wait_cart_count(page, 0)
+    assert page.evaluate("sessionStorage.getItem('meshlab.userId')") == second_user
+
+    faults.reset()
+    page.locator(f"#add-{product}").click()
+    wait_cart_count(page, 1)
+    page.locator("#checkout").click()
+    page.wait_for_function("() => document.getElementById('checkout-notice').innerText.includes('is paid')")
+    assert len(watch.checkout_keys) == 2 and watch.checkout_keys[0] != watch.checkout_keys[1]
+    assert [o["idempotency_key"] for o in api(stack, f"/api/users/{second_user}/orders")["orders"]] == \
+        watch.checkout_keys[1:]
+    assert api(stack, f"/api/users/{first_user}/orders")["orders"] == []
+    assert server_cart(stack, first_user) == {product: 1}, "the declined shopper's cart is untouched"
+    assert_console_clean(watch)
+
+
+def test_two_tabs_are_two_shoppers_sharing_the_browsers_version_count(browser, stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.urls["api-gateway"])
+    try:
+        first, second = context.new_page(), context.new_page()
+        watches = [PageWatch(first), PageWatch(second)]
+        for page in (first, second):
+            page.set_default_timeout(15_000)
+            page.goto("/")
+            page.locator("#product-list li.product").first.wait_for()
+        first_user, second_user = (p.locator("#user-id").inner_text() for p in (first, second))
+        assert first_user != second_user, "two tabs of one browser are two shoppers"
+        first.reload()
+        first.locator("#product-list li.product").first.wait_for()
+        assert first.locator("#user-id").inner_text() == first_user, "a reload keeps the tab's shopper"
+
+        product = api(stack, "/api/products")["products"][2]["id"]
+        first.locator(f"#add-{product}").click()
+        wait_cart_count(first, 1)
+        assert server_cart(stack, second_user) == {}
+        first.locator("#checkout").click()
+        first.wait_for_function("() => document.getElementById('checkout-notice').innerText.includes('is paid')")
+        version = api(stack, f"/api/users/{first_user}/orders")["orders"][0]["payment"]["version"]
+        counts = {"v1": 0, "v2": 0, version: 1}
+        # The other tab shows the browser's count at once, and a screen reader hears it in the header link's name.
+        second.wait_for_function("v => document.getElementById('header-' + v).textContent === '1'", arg=version)
+        name = re.compile(rf"^Checkouts in this browser served by payment v1 {counts['v1']}\W+v2 {counts['v2']}$")
+        for page in (first, second):
+            assert page.get_by_role("link", name=name).count() == 1
+        for watch in watches:
+            assert_console_clean(watch)
+    finally:
+        context.close()
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours (alpha ignored: the colours here are opaque)."""
+    def luminance(css: str) -> float:
+        channels = [int(v) / 255 for v in re.findall(r"[\d.]+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    low, high = sorted((luminance(first), luminance(second)))
+    return (high + 0.05) / (low + 0.05)
+
+
+FOCUS_STYLE = """id => {
+  const node = document.getElementById(id);
+  node.focus();
+  const style = getComputedStyle(node);
+  // What the outline is drawn on: the first ancestor with a background of its own.
+  let parent = node.parentElement;
+  while (parent && getComputedStyle(parent).backgroundColor === 'rgba(0, 0, 0, 0)') parent = parent.parentElement;
+  const around = getComputedStyle(parent || document.documentElement);
+  return {visible: node.matches(':focus-visible'), outline: style.outlineColor, width: style.outlineWidth,
+          outlineStyle: style.outlineStyle, shadow: style.boxShadow, button: style.backgroundColor,
+          around: around.backgroundColor, page: getComputedStyle(document.documentElement).backgroundColor};
+}"""
+
+
+def test_focus_ring_has_3_to_1_contrast_on_white_on_the_page_and_in_the_header(stack, shop_page):
+    page, _watch = shop_page
+    page.goto("/")
+    page.locator("#product-list li.product").first.wait_for()
+    product = api(stack, "/api/products")["products"][0]["id"]
+    page.keyboard.press("Tab")  # keyboard use, so the focus that follows is :focus-visible
+    for control in (f"add-{product}", "reload-catalog", "new-shopper"):
+        focus = page.evaluate(FOCUS_STYLE, control)
+        assert focus["visible"] and focus["outlineStyle"] == "solid" and float(focus["width"][:-2]) >= 2, focus
+        assert contrast(focus["outline"], focus["around"]) >= 3, focus
+        if control != "new-shopper":  # in a white panel on the light page
+            assert contrast(focus["outline"], focus["page"]) >= 3, focus
+    # On a blue button the white ring in the outline's offset separates the dark outline from the button.
+    focus = page.evaluate(FOCUS_STYLE, f"add-{product}")
+    ring = re.match(r"(rgba?\([^)]*\)) 0px 0px 0px 2px", focus["shadow"])
+    assert ring and contrast(ring.group(1), focus["button"]) >= 3 and contrast(ring.group(1), focus["outline"]) >= 3, \
+        focus

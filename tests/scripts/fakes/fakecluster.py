@@ -13,14 +13,16 @@ Deliberately realistic where the scripts could get it wrong:
 - pods get a proxy only when the namespace asks for injection AND the mesh's injector webhook exists at the time
   the pod is created; `kubectl rollout restart` recreates them;
 - `linkerd install` refuses without its CRDs, `linkerd install --crds` without the Gateway API CRDs, `linkerd check
-  --pre` and `linkerd install` on a cluster that already has Linkerd, `linkerd uninstall` while viz is installed;
+  --pre` and `linkerd install` on a cluster that already has Linkerd, `linkerd uninstall` without --force while
+  meshed pods run outside the linkerd namespace; `linkerd jaeger` is an unknown command (gone from the 2.19+ CLI);
 - `istioctl uninstall --purge` leaves the CRDs and the istio-system namespace (the script must remove them).
 `kubectl kustomize` / `-k` are rendered by the real kubectl named in $FAKE_REAL_KUBECTL (offline).
 
 Knobs a test sets in the state: "reachable": false (API server down), "context": null (no current context),
-"docker_engine": false, "failing_workloads" (rollouts that time out; their pods show BackOff events and logs),
-"stuck" (names whose deletion never completes, like a finalizer nobody clears), "forbidden" (resource types the
-user may not list), the Node objects' allocatable CPU and container runtime.
+"docker_engine": false, "buildx_driver" and "containerd_store" (the current buildx builder), "failing_workloads"
+(rollouts that time out; their pods show BackOff events and logs), "stuck" (names whose deletion never completes,
+like a finalizer nobody clears), "forbidden" (resource types the user may not list), the Node objects' allocatable
+CPU and container runtime.
 
 Run through the shims next to this file: `<tool> ARGS...` -> python fakecluster.py <tool> ARGS...
 """
@@ -245,6 +247,9 @@ def create_pods(state: dict, workload: dict) -> None:
     elif proxy == "linkerd":
         containers.insert(0, {"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}"})
         init_containers.insert(0, {"name": "linkerd-init"})
+    labels = dict(template.get("metadata", {}).get("labels") or {})
+    if proxy == "linkerd":
+        labels["linkerd.io/control-plane-ns"] = "linkerd"  # what the proxy injector adds
     digest = hashlib.sha256(json.dumps([template, proxy], sort_keys=True).encode()).hexdigest()[:10]
     replicas = workload["spec"].get("replicas", 1)
     for index in range(replicas):
@@ -252,8 +257,7 @@ def create_pods(state: dict, workload: dict) -> None:
                 else f'{workload["metadata"]["name"]}-{digest}-p{index}')
         state["objects"].append({
             "apiVersion": "v1", "kind": "Pod", "_owner": owner_key(workload),
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": dict(template.get("metadata", {}).get("labels") or {})},
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
             "spec": {"containers": containers, "initContainers": init_containers},
             "status": {"phase": "Running"},
         })
@@ -671,7 +675,7 @@ def kubectl_delete(state: dict, positional: list[str], flags: dict, stdin_text: 
     else:
         for rtype, names in targets(state, positional, flags):
             candidates = listed(state, rtype, flags)
-            if not names and not bool_flag(flags, "--all"):
+            if not names and not bool_flag(flags, "--all") and not flag(flags, "-l", "--selector"):
                 raise Fail("error: resource(s) were provided, but no name was specified")
             chosen = candidates if not names else []
             for name in names:
@@ -1009,9 +1013,17 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
         print_yaml([o for o in state["objects"] if (o["metadata"].get("labels") or {}).get("linkerd.io/extension") == "viz"
                     and not o["metadata"].get("namespace")])
         return 0
+    if positional[:1] == ["jaeger"]:
+        # The linkerd-jaeger extension left the CLI in 2.19.
+        raise Fail('Error: unknown command "jaeger" for "linkerd"\nRun \'linkerd --help\' for usage.')
     if positional[:1] == ["uninstall"]:
-        if has("Namespace", "linkerd-viz"):
-            raise Fail("Please uninstall the following extensions before uninstalling the control-plane: linkerd-viz")
+        # As linkerd2 cli/cmd/uninstall.go: meshed pods outside the control plane's namespace block it without --force.
+        injected = [p["metadata"]["name"] for p in objects_of(state, "Pod")
+                    if "linkerd.io/control-plane-ns" in (p["metadata"].get("labels") or {})
+                    and p["metadata"].get("namespace") != "linkerd"]
+        if injected and not bool_flag(flags, "--force"):
+            raise Fail("Please uninject the following pods before uninstalling the control-plane:\n\t"
+                       + "\n\t".join(f"* {name}" for name in injected))
         print_yaml([o for o in state["objects"] if "linkerd.io/created-by" in (o["metadata"].get("annotations") or {})
                     and not o["metadata"].get("namespace")])
         return 0
@@ -1030,7 +1042,16 @@ def docker(args: list[str], stdin_text: str | None) -> int:
     if not state.get("docker_engine", True):
         raise Fail("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
     if positional[:1] == ["info"]:
+        if "--format" in flags:  # only {{json .DriverStatus}} is asked for
+            store = "io.containerd.snapshotter.v1" if state.get("containerd_store") else "overlay2"
+            print(json.dumps([["driver-type", store]]))
+            return 0
         print("Server Version: stand-in")
+        return 0
+    if positional[:2] == ["buildx", "inspect"]:
+        # "buildx_driver": the current builder's driver (docker: the engine's own, multi-platform only with the
+        # containerd image store, "containerd_store": true).
+        print(f"Name:          default\nDriver:        {state.get('buildx_driver', 'docker-container')}")
         return 0
     build = positional[:1] == ["build"] or positional[:2] == ["buildx", "build"]
     if build:

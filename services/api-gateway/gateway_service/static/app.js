@@ -23,21 +23,31 @@
   var LIST_ENTRIES_SHOWN = 10;
 
   // ------------------------------------------------------------------------------------------------------------
-  // Storage: localStorage may be missing or throw (private mode, disabled storage); the shop then works per tab.
+  // Storage. The shopper id lives in sessionStorage: each tab or window is its own shopper (so two windows are two
+  // shoppers with two carts) and keeps its id across reloads. The v1/v2 count lives in localStorage: it is the
+  // count for this browser, shared by all its tabs. Either store may be missing or throw (private mode, disabled
+  // storage); the page then keeps the value in memory, for this page load only.
   // ------------------------------------------------------------------------------------------------------------
   var memoryStore = {};
-  function storageGet(key) {
+  function storageArea(name) {
     try {
-      var value = window.localStorage.getItem(key);
-      return value === null ? memoryStore[key] || null : value;
+      return window[name] || null;
     } catch (e) {
-      return memoryStore[key] || null;
+      return null;              // some browsers throw on merely reading window.localStorage when storage is off
     }
   }
-  function storageSet(key, value) {
-    memoryStore[key] = value;
+  function storageGet(areaName, key) {
     try {
-      window.localStorage.setItem(key, value);
+      var value = storageArea(areaName).getItem(key);
+      return value === null ? memoryStore[areaName + ':' + key] || null : value;
+    } catch (e) {
+      return memoryStore[areaName + ':' + key] || null;
+    }
+  }
+  function storageSet(areaName, key, value) {
+    memoryStore[areaName + ':' + key] = value;
+    try {
+      storageArea(areaName).setItem(key, value);
     } catch (e) {
       /* memory only */
     }
@@ -53,15 +63,15 @@
     return Array.prototype.map.call(buffer, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
   }
 
-  // One shopper per browser profile: two windows in different profiles are two shoppers with two carts.
+  // One shopper per tab or window (see Storage above).
   function loadUserId() {
-    var stored = storageGet(STORAGE_KEYS.userId);
+    var stored = storageGet('sessionStorage', STORAGE_KEYS.userId);
     if (stored && USER_ID_PATTERN.test(stored)) return stored;
     return newUserId();
   }
   function newUserId() {
     var id = 'shopper-' + randomHex(5);
-    storageSet(STORAGE_KEYS.userId, id);
+    storageSet('sessionStorage', STORAGE_KEYS.userId, id);
     return id;
   }
 
@@ -286,6 +296,8 @@
     cart: null,
     cartBusy: false,
     checkoutBusy: false,
+    // A quantity the page refused to send ({productId, text}), shown next to that line's field until the next change.
+    quantityNote: null,
     // The checkout attempt that failed and may be retried with the same Idempotency-Key, so that a retry of an
     // attempt whose answer got lost can never charge twice.
     pendingCheckout: null
@@ -363,14 +375,17 @@
   // ------------------------------------------------------------------------------------------------------------
   // Cart
   // ------------------------------------------------------------------------------------------------------------
-  function loadCart() {
+  // keepNotice: the caller has just said something in the cart notice (a failed change) that must stay readable.
+  function loadCart(keepNotice) {
+    var user = state.userId;
     return getWithRetry(userPath('cart'), 'cart', 'cart-notice').then(function (result) {
+      if (user !== state.userId) return;   // the shopper changed meanwhile: this is someone else's cart
       if (!result.ok) {
         showNotice('cart-notice', 'error', describeFailure(result, 'cart') + '.',
-          [{ id: 'retry-cart', label: 'Try again', onClick: loadCart }]);
+          [{ id: 'retry-cart', label: 'Try again', onClick: function () { loadCart(); } }]);
         return;
       }
-      showNotice('cart-notice', 'info', '');
+      if (keepNotice !== true) showNotice('cart-notice', 'info', '');
       setCart(result.data);
     });
   }
@@ -384,15 +399,20 @@
   function changeCart(method, path, body, doneText) {
     if (state.cartBusy) return Promise.resolve();
     state.cartBusy = true;
+    state.quantityNote = null;
+    var user = state.userId;
     $('cart').setAttribute('aria-busy', 'true');
     return request(method, path, { body: body }).then(function (result) {
+      if (user !== state.userId) return null;
       if (result.ok) {
         setCart(result.data);
         showNotice('cart-notice', 'success', doneText);
-      } else {
-        showNotice('cart-notice', 'error', describeFailure(result, 'cart') + '. Your cart was not changed.');
-        if (isRetryable(result)) return loadCart();
+        return null;
       }
+      // Whatever the failure, show the cart as the server has it, never what the page hoped it would be.
+      showNotice('cart-notice', 'error', describeFailure(result, 'cart') + '. That change was not made; the cart ' +
+        'below is what the shop has now.');
+      return loadCart(true);
     }).then(function () {
       state.cartBusy = false;
       $('cart').setAttribute('aria-busy', 'false');
@@ -405,10 +425,17 @@
       'Added ' + name + ' to your cart.');
   }
 
-  function setQuantity(item, quantity) {
-    if (!(quantity >= 1 && quantity <= 99)) {
-      showNotice('cart-notice', 'error', 'Quantity must be a whole number from 1 to 99 (use Remove to take ' +
-        item.name + ' out).');
+  // typed: the text of the field when the shopper typed the quantity, so the message can quote it.
+  function setQuantity(item, quantity, typed) {
+    // The cart accepts whole numbers from 1 to 99 only; anything else is refused here, before it is sent, and the
+    // field goes back to the quantity the cart really holds.
+    if (!(Number.isInteger(quantity) && quantity >= 1 && quantity <= 99)) {
+      var shown = typed !== undefined ? typed : String(quantity);
+      state.quantityNote = {
+        productId: String(item.product_id),
+        text: (shown ? shown + ' is not' : 'That is not') + ' a whole number from 1 to 99, so the quantity stays ' +
+          item.quantity + '. Remove takes ' + (item.name || item.product_id) + ' out.'
+      };
       keepingFocus(renderCart);
       return Promise.resolve();
     }
@@ -443,7 +470,12 @@
         id: inputId, type: 'number', inputmode: 'numeric', min: 1, max: 99, step: 1, value: item.quantity,
         className: 'quantity-input'
       });
-      input.addEventListener('change', function () { setQuantity(item, Number(input.value)); });
+      var note = state.quantityNote && state.quantityNote.productId === pid ? state.quantityNote.text : null;
+      if (note) input.setAttribute('aria-describedby', 'qty-note-' + pid);
+      input.addEventListener('change', function () {
+        var typed = input.value.trim();
+        setQuantity(item, typed === '' ? NaN : Number(typed), typed);
+      });
       list.appendChild(el('li', { className: 'cart-item', 'data-product-id': pid }, [
         el('div', { className: 'cart-item-name' }, [
           el('span', { text: name }),
@@ -465,7 +497,8 @@
         el('span', { className: 'line-total', text: money(item.line_total, cart.currency) }),
         el('button', { type: 'button', id: 'remove-' + pid, className: 'button button-small button-quiet',
                        'aria-label': 'Remove ' + name + ' from cart', text: 'Remove',
-                       onClick: function () { removeItem(item); } })
+                       onClick: function () { removeItem(item); } }),
+        note ? el('p', { id: 'qty-note-' + pid, className: 'field-note', role: 'alert', text: note }) : null
       ]));
     });
     body.appendChild(list);
@@ -483,14 +516,23 @@
       showNotice('checkout-notice', 'info', 'Your cart is empty: add a product first.');
       return Promise.resolve();
     }
-    state.pendingCheckout = { key: 'sf-' + randomHex(16), tries: 0 };
+    // The attempt belongs to the shopper who started it: its answer and its retry mean nothing to another one.
+    state.pendingCheckout = { key: 'sf-' + randomHex(16), tries: 0, userId: state.userId };
     return runCheckout();
   }
 
   function runCheckout() {
+    if (state.checkoutBusy) return Promise.resolve();
     var attempt = state.pendingCheckout;
-    if (!attempt || state.checkoutBusy) return Promise.resolve();
+    if (!attempt || attempt.userId !== state.userId) {
+      // Never a button that does nothing: say why there is nothing to retry and take the button away.
+      state.pendingCheckout = null;
+      showNotice('checkout-notice', 'info', 'There is no checkout to retry for this shopper: press "Check out".');
+      return Promise.resolve();
+    }
     state.checkoutBusy = true;
+    // Switching shoppers mid-checkout would leave an answer with nobody to give it to.
+    $('new-shopper').disabled = true;
     attempt.tries += 1;
     // The button the shopper pressed disappears with the old message; give the keyboard focus a place to return to.
     var active = document.activeElement;
@@ -506,6 +548,7 @@
       return handleCheckoutResult(result, attempt);
     }).then(function () {
       state.checkoutBusy = false;
+      $('new-shopper').disabled = false;
       renderCart();
       if (hadFocus) ($('retry-checkout') || $('checkout')).focus();
     });
@@ -515,9 +558,12 @@
     var version = paymentVersionOf(result);
     var replayed = result.headers && result.headers.get('Idempotent-Replayed') === 'true';
     // A replay is the cart answering from its store: payment did not serve it again, so it is not counted again.
+    // The count is per browser, so it counts even if the shopper has changed since.
     if (version && !replayed) {
       countVersion(version, result.ok ? 'paid' : result.status === 402 ? 'declined' : 'failed');
     }
+    // The previous shopper's order or retry must never be shown to the current one.
+    if (attempt.userId !== state.userId) return Promise.resolve();
 
     if (result.ok) {
       state.pendingCheckout = null;
@@ -601,7 +647,7 @@
   function loadVersions() {
     var fallback = { v1: 0, v2: 0, recent: [] };
     try {
-      var parsed = JSON.parse(storageGet(STORAGE_KEYS.versions) || 'null');
+      var parsed = JSON.parse(storageGet('localStorage', STORAGE_KEYS.versions) || 'null');
       if (parsed && typeof parsed === 'object') {
         return {
           v1: Number(parsed.v1) || 0,
@@ -620,7 +666,7 @@
     if (version === 'v1' || version === 'v2') counts[version] += 1;
     counts.recent.unshift({ version: version, outcome: outcome });
     counts.recent = counts.recent.slice(0, RECENT_VERSIONS_KEPT);
-    storageSet(STORAGE_KEYS.versions, JSON.stringify(counts));
+    storageSet('localStorage', STORAGE_KEYS.versions, JSON.stringify(counts));
     renderVersions();
   }
 
@@ -651,10 +697,12 @@
   // Orders and notifications
   // ------------------------------------------------------------------------------------------------------------
   function loadActivity() {
+    var user = state.userId;
     return Promise.all([
       getWithRetry(userPath('users', '/orders'), 'orders', 'activity-notice'),
       getWithRetry(userPath('users', '/notifications'), 'notifications', 'activity-notice')
     ]).then(function (results) {
+      if (user !== state.userId) return;   // the shopper changed meanwhile: these are someone else's orders
       var problems = results.filter(function (r) { return !r.ok; });
       if (problems.length) {
         showNotice('activity-notice', 'error', problems.map(function (r, i) {
@@ -712,8 +760,10 @@
   // Start
   // ------------------------------------------------------------------------------------------------------------
   function switchShopper() {
+    if (state.checkoutBusy) return Promise.resolve();   // the button is disabled then; this covers a stray call
     state.userId = newUserId();
     state.pendingCheckout = null;
+    state.quantityNote = null;
     $('user-id').textContent = state.userId;
     $('last-order').hidden = true;
     showNotice('checkout-notice', 'info', '');
@@ -735,8 +785,12 @@
     $('reload-catalog').addEventListener('click', loadCatalog);
     $('reload-activity').addEventListener('click', loadActivity);
     $('reset-versions').addEventListener('click', function () {
-      storageSet(STORAGE_KEYS.versions, JSON.stringify({ v1: 0, v2: 0, recent: [] }));
+      storageSet('localStorage', STORAGE_KEYS.versions, JSON.stringify({ v1: 0, v2: 0, recent: [] }));
       renderVersions();
+    });
+    // Another tab of this browser counted a checkout: show the shared count at once.
+    window.addEventListener('storage', function (event) {
+      if (event.key === STORAGE_KEYS.versions || event.key === null) renderVersions();
     });
     renderCart();
     renderVersions();

@@ -149,10 +149,11 @@ def test_local_reports_raw_success_rate_and_why_mesh_checks_skip(local_report):
     report = json.loads(local_report[0].stdout)
     checks = checks_by_name(report)
     get_rate = checks["GET success with faults"]["figures"]
-    assert get_rate["samples"] == 200
+    samples = quicktest.canary_samples_needed()  # the default -n
+    assert get_rate["samples"] == samples
     # Catalog fails 5% of calls and nothing retries locally: the raw rate sits well below 100%, well above 80%.
     assert 0.85 <= get_rate["success_rate"] < 1.0
-    assert get_rate["outcomes"].get("500", 0) + get_rate["outcomes"].get("502", 0) == 200 - get_rate["ok"]
+    assert get_rate["outcomes"].get("500", 0) + get_rate["outcomes"].get("502", 0) == samples - get_rate["ok"]
     assert "no mesh retries locally" in checks["GET success with faults"]["reason"]
     assert "the cart calls the one payment version" in checks["canary split 95/5"]["reason"]
     assert report["retries"]["total"] == sum(report["retries"]["by_purpose"].values())
@@ -305,7 +306,7 @@ class StandInCluster:
         return verbs
 
 
-@pytest.mark.parametrize("mesh, samples", [("istio", 200), ("linkerd", 100)])
+@pytest.mark.parametrize("mesh, samples", [("istio", 300), ("linkerd", 100)])
 def test_cluster_run_with_stand_in_kubectl_and_mesh_passes_and_closes_port_forwards(
         mesh, samples, tmp_path, stand_in_mesh_stack, refuser, prometheus):
     cluster = StandInCluster(tmp_path, mesh, stand_in_mesh_stack.urls["api-gateway"], prometheus, refuser.address)
@@ -321,7 +322,7 @@ def test_cluster_run_with_stand_in_kubectl_and_mesh_passes_and_closes_port_forwa
     else:
         # About 90 counted calls: the 3-sd band reaches 0%, so the split cannot be judged (SKIP, not PASS).
         assert not_passed == {"canary split 95/5": "SKIP"}, [c for c in report["checks"] if c["status"] != "PASS"]
-        assert f"too few payment calls with a version ({canary['calls']}); rerun with -n 200" in \
+        assert f"too few payment calls with a version ({canary['calls']}); rerun with -n 300" in \
             checks["canary split 95/5"]["reason"]
 
     # Every 20th payment call went to v2. Checkouts that reached no payment answer (about 10%: payment timeouts,
@@ -449,9 +450,9 @@ def test_canary_judgement(v1, v2, status):
 def test_canary_tolerance_is_three_binomial_sds_and_says_when_too_few_calls():
     assert quicktest.canary_tolerance(200) == pytest.approx(3 * (0.05 * 0.95 / 200) ** 0.5)
     status, text, figures = quicktest.judge_canary(20, 0)  # 20 calls: 0 v2 is plausible, so nothing is proven
-    assert status == "SKIP" and text.startswith("too few payment calls with a version (20); rerun with -n 200 or more")
+    assert status == "SKIP" and text.startswith("too few payment calls with a version (20); rerun with -n 300 or more")
     assert figures["accepted"][0] == 0.0
-    assert quicktest.canary_samples_needed() == 200
+    assert quicktest.canary_samples_needed() == 300
 
 
 # ---------------------------------------------------------------------------------------------------------------

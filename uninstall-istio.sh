@@ -24,31 +24,7 @@ USAGE
 }
 
 main() {
-  local keep_app=0
-  while (($#)); do
-    case "$1" in
-      --keep-app) keep_app=1 ;;
-      *) parse_common_flag "$1" || die "unknown option: $1 (see ./uninstall-istio.sh --help)" ;;
-    esac
-    shift
-  done
-
-  log_step "Checking prerequisites"
-  require_cluster
-  use_project_tools
-  if ! istio_present; then
-    log_info "Istio is not installed in cluster '${CLUSTER_CONTEXT}'"
-  fi
-  confirm "Remove Istio$( ((keep_app)) || echo ' and the shop') from cluster '${CLUSTER_CONTEXT}'?" ||
-    die "aborted: nothing was changed"
-
-  remove_istio "$keep_app"
-  if ((keep_app)); then
-    log_step "Restarting the application without sidecars"
-    restart_workloads_unless_all_pods_have "$APP_NAMESPACE" none
-    wait_for_rollouts "$APP_NAMESPACE"
-  fi
-  verify_removed istio
+  uninstall_mesh istio "$@"
 }
 
 main "$@"

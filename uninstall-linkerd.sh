@@ -26,31 +26,7 @@ USAGE
 }
 
 main() {
-  local keep_app=0
-  while (($#)); do
-    case "$1" in
-      --keep-app) keep_app=1 ;;
-      *) parse_common_flag "$1" || die "unknown option: $1 (see ./uninstall-linkerd.sh --help)" ;;
-    esac
-    shift
-  done
-
-  log_step "Checking prerequisites"
-  require_cluster
-  use_project_tools
-  if ! linkerd_present; then
-    log_info "Linkerd is not installed in cluster '${CLUSTER_CONTEXT}'"
-  fi
-  confirm "Remove Linkerd$( ((keep_app)) || echo ' and the shop') from cluster '${CLUSTER_CONTEXT}'?" ||
-    die "aborted: nothing was changed"
-
-  remove_linkerd "$keep_app"
-  if ((keep_app)); then
-    log_step "Restarting the application without proxies"
-    restart_workloads_unless_all_pods_have "$APP_NAMESPACE" none
-    wait_for_rollouts "$APP_NAMESPACE"
-  fi
-  verify_removed linkerd
+  uninstall_mesh linkerd "$@"
 }
 
 main "$@"

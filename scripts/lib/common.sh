@@ -396,18 +396,24 @@ use_project_tools() {
   [[ ":${PATH}:" == *":${TOOLS_BIN}:"* ]] || PATH="${TOOLS_BIN}:${PATH}"
 }
 
-# ensure_istioctl: istioctl ${ISTIO_VERSION} on PATH, installing it into TOOLS_BIN when missing or another version.
-ensure_istioctl() {
+# ensure_cli NAME WANTED VERSION_REGEX INSTALLER VERSION_COMMAND...: NAME at version WANTED on PATH (the project's
+# .tools/bin first), else INSTALLER puts it into TOOLS_BIN.
+ensure_cli() {
+  local name="$1" wanted="$2" pattern="$3" installer="$4" have=""
+  shift 4
   use_project_tools
-  local have=""
-  if command -v istioctl >/dev/null 2>&1; then
-    have="$(istioctl version --remote=false 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1 || true)"
+  if command -v "$name" >/dev/null 2>&1; then
+    have="$("$@" 2>/dev/null | grep -oE "$pattern" | head -n 1 || true)"
   fi
-  if [[ "$have" == "$ISTIO_VERSION" ]]; then
-    log_info "istioctl ${ISTIO_VERSION}: $(command -v istioctl)"
+  if [[ "$have" == "$wanted" ]]; then
+    log_info "${name} ${wanted}: $(command -v "$name")"
     return 0
   fi
-  install_istioctl
+  "$installer"
+}
+
+ensure_istioctl() {
+  ensure_cli istioctl "$ISTIO_VERSION" '[0-9]+\.[0-9]+\.[0-9]+' install_istioctl istioctl version --remote=false
 }
 
 install_istioctl() {
@@ -434,18 +440,8 @@ install_istioctl() {
   log_ok "istioctl ${ISTIO_VERSION} installed: ${TOOLS_BIN}/istioctl"
 }
 
-# ensure_linkerd: linkerd ${LINKERD_VERSION} on PATH, installing it into TOOLS_BIN when missing or another version.
 ensure_linkerd() {
-  use_project_tools
-  local have=""
-  if command -v linkerd >/dev/null 2>&1; then
-    have="$(linkerd version --client --short 2>/dev/null | grep -oE '(edge|stable)-[0-9.]+' | head -n 1 || true)"
-  fi
-  if [[ "$have" == "$LINKERD_VERSION" ]]; then
-    log_info "linkerd ${LINKERD_VERSION}: $(command -v linkerd)"
-    return 0
-  fi
-  install_linkerd
+  ensure_cli linkerd "$LINKERD_VERSION" '(edge|stable)-[0-9.]+' install_linkerd linkerd version --client --short
 }
 
 install_linkerd() {

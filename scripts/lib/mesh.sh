@@ -508,6 +508,38 @@ remove_application() {
 }
 
 # verify_removed MESH: print what is left of MESH and fail, or confirm that nothing is.
+# uninstall_mesh MESH ARGS...: what ./uninstall-istio.sh and ./uninstall-linkerd.sh do, for MESH istio or linkerd:
+# parse --keep-app and the common flags, check the cluster, confirm, remove, restart the app if kept, verify.
+uninstall_mesh() {
+  local mesh="$1" keep_app=0 title
+  shift
+  title="$(tr '[:lower:]' '[:upper:]' <<<"${mesh:0:1}")${mesh:1}"
+  while (($#)); do
+    case "$1" in
+      --keep-app) keep_app=1 ;;
+      *) parse_common_flag "$1" || die "unknown option: $1 (see ./uninstall-${mesh}.sh --help)" ;;
+    esac
+    shift
+  done
+
+  log_step "Checking prerequisites"
+  require_cluster
+  use_project_tools
+  if ! "${mesh}_present"; then
+    log_info "${title} is not installed in cluster '${CLUSTER_CONTEXT}'"
+  fi
+  confirm "Remove ${title}$( ((keep_app)) || echo ' and the shop') from cluster '${CLUSTER_CONTEXT}'?" ||
+    die "aborted: nothing was changed"
+
+  "remove_${mesh}" "$keep_app"
+  if ((keep_app)); then
+    log_step "Restarting the application without the mesh's proxies"
+    restart_workloads_unless_all_pods_have "$APP_NAMESPACE" none
+    wait_for_rollouts "$APP_NAMESPACE"
+  fi
+  verify_removed "$mesh"
+}
+
 verify_removed() {
   local mesh="$1" leftovers
   log_step "Checking that nothing of ${mesh} is left"

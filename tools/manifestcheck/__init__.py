@@ -68,20 +68,12 @@ def run(options: Options) -> tuple[list[Problem], Tree]:
             custom = [d for d in tree.docs if d.group in custom_groups]
             patches = [d for d in tree.patches if d.group in custom_groups]
             problems += crd_schemas.check(custom, crds) + crd_schemas.check(patches, crds, partial=True)
-    if "refs" in selected:
-        problems += references.check(tree)
-    if "routes" in selected:
-        problems += routes.check(tree)
-    if "workloads" in selected:
-        problems += workloads.check(tree)
-    if "mesh" in selected:
-        problems += mesh_config.check(tree)
-    if "matrix" in selected:
-        problems += access_matrix.check(tree)
-    if "images" in selected:
-        problems += images.check(tree)
-    if "metrics" in selected:
-        problems += dashboards.check(tree)
+    # The checks that read the whole tree, by the name --only/--skip use.
+    tree_checks = {"refs": references, "routes": routes, "workloads": workloads, "mesh": mesh_config,
+                   "matrix": access_matrix, "images": images, "metrics": dashboards}
+    for name, module in tree_checks.items():
+        if name in selected:
+            problems += module.check(tree)
     if "hardening" in selected:
         problems += hardening.check(tree, options.checkov or hardening.default_checkov(root))
     return sorted(set(problems), key=sort_key), tree

@@ -14,9 +14,6 @@ from .model import PodTemplate, Problem, Tree, as_dict, as_list, dig, matches
 from .references import istio_host, service_ports
 
 ARCHITECTURE = "docs/architecture.md"
-# POSIX variables the manifests set for the runtime, not for our code: TMPDIR points Python's tempfile (and so the
-# PROMETHEUS_MULTIPROC_DIR default of docs/architecture.md) at the /tmp emptyDir.
-POSIX_ENV = {"TMPDIR"}
 # Listen-port variable -> the name of the container port it must equal (docs/architecture.md: app ports are named
 # `http`; loadgen's metrics listener `http-metrics`).
 LISTEN_PORTS = {"PORT": "http", "METRICS_PORT": "http-metrics"}
@@ -153,7 +150,7 @@ def env_names(tree: Tree, pod: PodTemplate, container: dict, known: set[str]) ->
             names += [(prefix + key, f"envFrom ConfigMap {cm.name}") for key in as_dict(cm.obj.get("data"))]
     return [pod.doc.problem(f"container {container.get('name')} {where}: {name} is not a variable of {ARCHITECTURE} "
                             "(Environment tables); a misspelled name is silently ignored")
-            for name, where in names if name not in known and name not in POSIX_ENV]
+            for name, where in names if name not in known]
 
 
 def writable_tmp(pod: PodTemplate, container: dict) -> list[Problem]:

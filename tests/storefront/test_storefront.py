@@ -39,6 +39,17 @@ def ui_cart(page) -> dict[str, int]:
 def wait_cart_count(page, count: int) -> None:
     page.wait_for_function("n => document.getElementById('cart-count').textContent === String(n)", arg=count)
 
+def open_with_one_item(page, stack, index: int) -> tuple[str, str]:
+    """Opens the storefront as a new shopper and adds the catalog's product number `index`: (shopper, product id)."""
+    page.goto("/")
+    page.locator("#product-list li.product").first.wait_for()
+    user = page.locator("#user-id").inner_text()
+    product = api(stack, "/api/products")["products"][index]["id"]
+    page.locator(f"#add-{product}").click()
+    wait_cart_count(page, 1)
+    return user, product
+
+
 
 def assert_console_clean(watch) -> None:
     assert watch.page_errors == [], f"uncaught errors in the page: {watch.page_errors}"
@@ -152,12 +163,7 @@ def test_phone_layout_has_no_sideways_scrolling(browser, stack, artifacts):
 
 def test_payment_timeout_is_explained_and_the_retry_buys_once_with_the_same_key(stack, shop_page, faults, artifacts):
     page, watch = shop_page
-    page.goto("/")
-    page.locator("#product-list li.product").first.wait_for()
-    user = page.locator("#user-id").inner_text()
-    product = api(stack, "/api/products")["products"][3]["id"]
-    page.locator(f"#add-{product}").click()
-    wait_cart_count(page, 1)
+    user, product = open_with_one_item(page, stack, 3)
     # Payment hangs a little longer than cart waits for it (PAYMENT_TIMEOUT_S, 4 s): cart answers 504, nothing charged.
     for payment in ("payment-v1", "payment-v2"):
         faults.set(payment, enabled=True, timeout_rate=1.0, timeout_seconds=4.5, decline_rate=0.0, error_rate=0.0)
@@ -215,12 +221,7 @@ def cart_requests(watch, method: str) -> list[int]:
 def test_a_fractional_quantity_is_refused_before_sending_and_a_refused_change_shows_the_servers_cart(
         stack, shop_page):
     page, watch = shop_page
-    page.goto("/")
-    page.locator("#product-list li.product").first.wait_for()
-    user = page.locator("#user-id").inner_text()
-    product = api(stack, "/api/products")["products"][0]["id"]
-    page.locator(f"#add-{product}").click()
-    wait_cart_count(page, 1)
+    user, product = open_with_one_item(page, stack, 0)
 
     # 2.5 (and 100) never leave the page: a note next to the field, and the field shows what the cart holds.
     for typed in ("2.5", "100"):
@@ -247,12 +248,7 @@ def test_a_fractional_quantity_is_refused_before_sending_and_a_refused_change_sh
 
 def test_new_shopper_waits_for_a_slow_checkout_and_drops_the_previous_shoppers_retry(stack, shop_page, faults):
     page, watch = shop_page
-    page.goto("/")
-    page.locator("#product-list li.product").first.wait_for()
-    first_user = page.locator("#user-id").inner_text()
-    product = api(stack, "/api/products")["products"][1]["id"]
-    page.locator(f"#add-{product}").click()
-    wait_cart_count(page, 1)
+    first_user, product = open_with_one_item(page, stack, 1)
     # A slow decline (2.5 s, under cart's 4 s payment timeout) from whichever payment instance answers.
     for payment in ("payment-v1", "payment-v2"):
         faults.set(payment, enabled=True, delay_ms=2500, decline_rate=1.0)

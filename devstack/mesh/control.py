@@ -173,7 +173,8 @@ def rds_stat(files: ProxyFiles, route: str) -> str:
             for f in chain.get("filters", []):
                 hcm = f.get("typed_config", {})
                 if hcm.get("rds", {}).get("route_config_name") == route:
-                    return f"http.{hcm['stat_prefix']}.rds.{route}.version_text"
+                    # Envoy writes the route config's name into the stat name with ':' as '_'.
+                    return f"http.{hcm['stat_prefix']}.rds.{route.replace(':', '_')}.version_text"
     raise KeyError(route)
 
 

@@ -272,9 +272,10 @@ class Builder:
         backends = route.backends
         if len(backends) == 1:
             action["cluster"] = cluster_name("outbound", backends[0].service, backends[0].port, backends[0].subset)
-        else:
+        else:  # route.go: zero-weight destinations are left out when there are several
             action["weighted_clusters"] = {"clusters": [
-                {"name": cluster_name("outbound", b.service, b.port, b.subset), "weight": b.weight} for b in backends]}
+                {"name": cluster_name("outbound", b.service, b.port, b.subset), "weight": b.weight}
+                for b in backends if b.weight > 0]}
         if route.retry is not None:
             action["retry_policy"] = retry_policy(route.retry)
         out = {"name": route.name, "match": route_match(match), "route": action}

@@ -262,9 +262,6 @@ def destinations(reader: Reader, raw: dict, path: str, listen_port: int, intent:
                     f"defined by no DestinationRule (defined: {', '.join(defined) or 'none'}); Istio would answer "
                     "503 for this route. Define the subset, or apply the DestinationRule first")
         out.append(Backend(service, port, subset, int(entry.get("weight", 0 if len(entries) > 1 else 1) or 0)))
-    if len(out) > 1:
-        kept = [b for b in out if b.weight > 0]  # route.go: zero-weight destinations are dropped
-        out = kept or out
     return out
 
 

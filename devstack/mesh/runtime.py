@@ -197,8 +197,12 @@ class MeshStack(Stack):
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        order = [f"{self.topology.ingress.name}.envoy", *[i.name for i in reversed(self.instances)],
-                 *[f"{i.name}.envoy" for i in reversed(self.instances)], "redis"]
+        # Front to back; each sidecar before its app, so gunicorn is not kept waiting for the proxy's idle
+        # keep-alive connections during its graceful stop.
+        order = [f"{self.topology.ingress.name}.envoy"]
+        for instance in reversed(self.instances):
+            order += [f"{instance.name}.envoy", instance.name]
+        order.append("redis")
         for name in order:
             self._terminate(name)
         for name in list(self.processes):
@@ -292,3 +296,14 @@ def apply_to_running(data_dir: Path, verb: str, path: str) -> list[str]:
     inventory["warnings"] = [str(w) for w in generated.intent.warnings]
     control.write_atomic(layout.inventory_path, inventory)
     return changed
+
+
+def free_port_offset(first: int = 20000, step: int = 1000, last: int = 54000) -> int:
+    """An offset under which every port of the local mesh is free now (tests, two stacks side by side)."""
+    _, top = topology.load(ROOT, 0)
+    ports = [port for p in top.proxies for port in
+             [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port] + [9100]
+    for offset in range(first, last, step):
+        if all(port_is_free(port + offset) for port in ports):
+            return offset
+    raise StackError("no port offset with every local mesh port free")

@@ -9,6 +9,7 @@ import http.client
 import json
 import socket
 import ssl
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,16 @@ def access_log(path: str | Path) -> list[dict]:
     except OSError:
         return []
     return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def wait_for_log(path: str | Path, wanted, timeout_s: float = 10.0) -> list[dict]:
+    """Access log lines for which `wanted(entry)` holds; Envoy writes its log files in batches, seconds apart."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in access_log(path) if wanted(e)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def port_open(address: str) -> bool:

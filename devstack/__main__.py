@@ -5,7 +5,6 @@ import argparse
 import signal
 import sys
 import threading
-import time
 
 from .stack import ROOT, Stack, StackError
 
@@ -50,15 +49,18 @@ def change_running_mesh(args: argparse.Namespace) -> int:
     from .mesh.runtime import apply_to_running
 
     verb, path = ("apply", args.apply) if args.apply else ("delete", args.delete) if args.delete else ("reset", "")
-    started = time.monotonic()
     try:
-        changed = apply_to_running(args.data_dir, verb, path)
+        applied = apply_to_running(args.data_dir, verb, path)
     except StackError as exc:
         print(f"run-local: {exc}", file=sys.stderr)
         return 1
+    for warning in applied.warnings:
+        print(f"warning: {warning}")
     what = {"apply": f"applied {path}", "delete": f"deleted the objects of {path}", "reset": "back to istio/"}[verb]
-    print(f"{what}: {len(changed)} proxies took the new configuration in {time.monotonic() - started:.1f} s"
-          + (f" ({', '.join(changed)})" if changed else " (nothing changed)"))
+    if applied.changed:
+        print(f"{what}: taken by {', '.join(applied.changed)} within {applied.delivery_s:.1f} s")
+    else:
+        print(f"{what}: no proxy's configuration changed")
     return 0
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..stack import COMPONENTS, ROOT, SERVICES, Stack, StackError, http_ok, port_is_free
@@ -122,7 +123,7 @@ class MeshStack(Stack):
                 self._spawn(f"{proxy.name}.envoy", [
                     envoy, "-c", str(self.layout.proxies_dir / proxy.name / "bootstrap.json"), "--disable-hot-restart",
                     "--concurrency", str(ENVOY_CONCURRENCY), "--drain-time-s", str(ENVOY_DRAIN_S),
-                    "--drain-strategy", "immediate", "--log-level", "warning"],
+                    "--drain-strategy", "immediate", "--file-flush-interval-msec", "1000", "--log-level", "warning"],
                     dict(os.environ), cwd=self.data_dir)
             self.start_redis()
             for instance in self.instances:
@@ -209,7 +210,7 @@ class MeshStack(Stack):
             self._terminate(name)
 
     # -- scenarios ---------------------------------------------------------------------------------------------
-    def apply(self, verb: str, path: str) -> list[str]:
+    def apply(self, verb: str, path: str) -> "Applied":
         """`kubectl apply -f` (verb apply) or `delete -f` (verb delete) of a file, taken by the running proxies."""
         return apply_to_running(self.data_dir, verb, path)
 
@@ -259,7 +260,14 @@ def inventory_of(top: Topology, instances: list[Instance], layout: Layout, gener
     }
 
 
-def apply_to_running(data_dir: Path, verb: str, path: str) -> list[str]:
+@dataclass
+class Applied:
+    changed: list[str]  # the proxies whose configuration changed
+    delivery_s: float  # from the first file written to the last proxy reporting the new version
+    warnings: list[str]
+
+
+def apply_to_running(data_dir: Path, verb: str, path: str) -> Applied:
     """Adds one operation to a running stack's state and delivers the result; refuses and changes nothing when the
     new configuration cannot run."""
     layout = Layout(Path(data_dir).resolve() / "mesh", Path(data_dir).resolve() / "logs")
@@ -290,12 +298,14 @@ def apply_to_running(data_dir: Path, verb: str, path: str) -> list[str]:
     if failures:
         name, text = next(iter(failures.items()))
         raise StackError(f"not applied: envoy --mode validate refused the configuration of {name}: {text}")
+    started = time.monotonic()
     changed = control.update_running(running, admin)
+    delivery_s = time.monotonic() - started
     control.save_state(layout, operations)
     inventory["operations"] = [list(op) for op in operations]
     inventory["warnings"] = [str(w) for w in generated.intent.warnings]
     control.write_atomic(layout.inventory_path, inventory)
-    return changed
+    return Applied(changed, delivery_s, inventory["warnings"])
 
 
 def free_port_offset(first: int = 20000, step: int = 1000, last: int = 54000) -> int:

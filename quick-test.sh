@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # quick-test.sh: one command that tells whether the shop works and what the mesh is doing.
-# The checks live in scripts/quicktest.py (standard library only, run with the system python3); this wrapper
+# The checks live in scripts/quicktest/ (standard library only, run with the system python3); this wrapper
 # checks the prerequisites and, in cluster mode, finds the way in: the Istio ingress when it answers, otherwise a
 # `kubectl port-forward` it opens on a free local port and always closes (EXIT trap).
 set -euo pipefail
@@ -286,7 +286,7 @@ main() {
   PATH="${PATH}:${TOOLS_BIN}"
   # In the background and waited for, so that INT/TERM reach the traps at once and cleanup() runs.
   local status=0
-  python3 "${ROOT_DIR}/scripts/quicktest.py" "${PY_ARGS[@]}" &
+  PYTHONPATH="${ROOT_DIR}/scripts${PYTHONPATH:+:${PYTHONPATH}}" python3 -m quicktest "${PY_ARGS[@]}" &
   CHECKS_PID=$!
   wait "$CHECKS_PID" || status=$?
   CHECKS_PID=""

@@ -20,7 +20,7 @@ _COMMON_SH_LOADED=1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Version pins and names (one place; see docs/deploy.md and ../shared/mesh-notes.md for why these versions).
+# Version pins and names (one place; docs/upstream-facts.md and docs/deploy.md say why these versions).
 # ---------------------------------------------------------------------------------------------------------------
 ISTIO_VERSION="${ISTIO_VERSION:-1.30.3}"
 ISTIO_RELEASE_BRANCH="release-${ISTIO_VERSION%.*}"

@@ -90,7 +90,7 @@ namespaces_in_yaml() {
 }
 
 # apply_kustomization DIR: render DIR (with REGISTRY) and apply it. DestinationRules go first, because a
-# VirtualService naming a subset its DestinationRule does not define yet answers 503 (mesh-notes).
+# VirtualService naming a subset its DestinationRule does not define yet answers 503 (docs/deploy.md, troubleshooting).
 # Sets APPLIED_NAMESPACES to the namespaces its objects live in.
 apply_kustomization() {
   local dir="$1" rendered first_pass

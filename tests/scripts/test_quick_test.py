@@ -22,7 +22,7 @@ FAKES = Path(__file__).resolve().parent / "quicktest_fakes"
 sys.path.insert(0, str(FAKES))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import quicktest  # noqa: E402
+from quicktest import canary, client, kube, observe, settings, shop_checks  # noqa: E402
 from servers import MeshRouter, PrometheusStandIn, Refuser  # noqa: E402
 
 from devstack.stack import Stack  # noqa: E402
@@ -149,7 +149,7 @@ def test_local_reports_raw_success_rate_and_why_mesh_checks_skip(local_report):
     report = json.loads(local_report[0].stdout)
     checks = checks_by_name(report)
     get_rate = checks["GET success with faults"]["figures"]
-    samples = quicktest.canary_samples_needed()  # the default -n
+    samples = canary.canary_samples_needed()  # the default -n
     assert get_rate["samples"] == samples
     # Catalog fails 5% of calls and nothing retries locally: the raw rate sits well below 100%, well above 80%.
     assert 0.85 <= get_rate["success_rate"] < 1.0
@@ -228,7 +228,7 @@ def refuser():
 def prometheus():
     targets = [{"labels": {"app": app, "pod": f"{app}-6f7d9c-x2x4z", "job": "kubernetes-pods"},
                 "scrapeUrl": f"http://10.244.0.{i}:5000/metrics", "health": "up", "lastError": ""}
-               for i, app in enumerate(quicktest.SCRAPED_APPS, start=10)]
+               for i, app in enumerate(settings.SCRAPED_APPS, start=10)]
     results = {"istio_requests_total": [{"metric": {"connection_security_policy": "mutual_tls"},
                                          "value": [time.time(), "1234"]}]}
     with PrometheusStandIn(targets, results) as server:
@@ -255,7 +255,7 @@ class StandInCluster:
             "services": {"e-commerce/api-gateway": {"port": 5000, "forward_to": urlsplit(gateway_url).netloc}},
             "pods": [{"name": f"{app}{'-' + version if version else ''}-5d8f7-abcde", "app": app, "version": version,
                       "containers": [app] + ([proxy] if proxy else [])}
-                     for app, version in quicktest.CLUSTER_WORKLOADS],
+                     for app, version in settings.CLUSTER_WORKLOADS],
             "hosts": {"payment-service:5003": payment_address},
             "istio_mtls_mode": "STRICT",
             "linkerd_edges": [{"src": "cart-service", "dst": dst, "client_id": "cart-service.e-commerce.serviceaccount"
@@ -444,15 +444,15 @@ def test_interrupted_cluster_run_with_stand_in_kubectl_closes_port_forward(tmp_p
     (172, 0, "FAIL"),   # 172 calls: the band's lower bound is above 0%, so 0 v2 is a failure
 ])
 def test_canary_judgement(v1, v2, status):
-    assert quicktest.judge_canary(v1, v2)[0] == status
+    assert canary.judge_canary(v1, v2)[0] == status
 
 
 def test_canary_tolerance_is_three_binomial_sds_and_says_when_too_few_calls():
-    assert quicktest.canary_tolerance(200) == pytest.approx(3 * (0.05 * 0.95 / 200) ** 0.5)
-    status, text, figures = quicktest.judge_canary(20, 0)  # 20 calls: 0 v2 is plausible, so nothing is proven
+    assert canary.canary_tolerance(200) == pytest.approx(3 * (0.05 * 0.95 / 200) ** 0.5)
+    status, text, figures = canary.judge_canary(20, 0)  # 20 calls: 0 v2 is plausible, so nothing is proven
     assert status == "SKIP" and text.startswith("too few payment calls with a version (20); rerun with -n 300 or more")
     assert figures["accepted"][0] == 0.0
-    assert quicktest.canary_samples_needed() == 300
+    assert canary.canary_samples_needed() == 300
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def test_authorization_probe_counts_a_closed_connection_as_refused_but_not_a_ref
     thread.join(5)
     closer.close()
     assert empty == 52
-    assert quicktest.judge_authorization_probe(empty, "000") == ("refused", "empty reply")
+    assert kube.judge_authorization_probe(empty, "000") == ("refused", "empty reply")
 
     # Nothing listening (curl 7) and a listener that never answers (curl 28): nothing about a policy.
     unused = socket.socket()
@@ -489,18 +489,18 @@ def test_authorization_probe_counts_a_closed_connection_as_refused_but_not_a_ref
     unused.close()
     refused = _curl_exit(f"http://127.0.0.1:{port}/payments")
     assert refused == 7
-    assert quicktest.judge_authorization_probe(refused, "000")[0] == "inconclusive"
+    assert kube.judge_authorization_probe(refused, "000")[0] == "inconclusive"
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
     timed_out = _curl_exit(f"http://127.0.0.1:{silent.getsockname()[1]}/payments")
     silent.close()
     assert timed_out == 28
-    assert quicktest.judge_authorization_probe(timed_out, "000")[0] == "inconclusive"
+    assert kube.judge_authorization_probe(timed_out, "000")[0] == "inconclusive"
 
-    assert quicktest.judge_authorization_probe(56, "000") == ("refused", "connection reset")
-    assert quicktest.judge_authorization_probe(0, "403") == ("refused", "HTTP 403")
-    assert quicktest.judge_authorization_probe(0, "400") == ("allowed", "HTTP 400")
+    assert kube.judge_authorization_probe(56, "000") == ("refused", "connection reset")
+    assert kube.judge_authorization_probe(0, "403") == ("refused", "HTTP 403")
+    assert kube.judge_authorization_probe(0, "400") == ("allowed", "HTTP 400")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def test_authorization_probe_counts_a_closed_connection_as_refused_but_not_a_ref
 def _targets(health: str) -> list[dict]:
     return [{"labels": {"app": app, "pod": f"{app}-6f7d9c-x2x4z"}, "scrapeUrl": "http://10.244.0.9:15020/metrics",
              "health": health, "lastError": "" if health != "down" else "connection refused"}
-            for app in quicktest.SCRAPED_APPS]
+            for app in settings.SCRAPED_APPS]
 
 
 def test_prometheus_targets_not_yet_scraped_are_waited_for_with_stand_in_prometheus():
@@ -517,8 +517,8 @@ def test_prometheus_targets_not_yet_scraped_are_waited_for_with_stand_in_prometh
         # Prometheus scrapes them 1 s into the check.
         threading.Timer(1.0, lambda: setattr(prometheus, "targets", _targets("up"))).start()
         started = time.monotonic()
-        check = quicktest.check_prometheus_targets(quicktest.Prometheus(prometheus.url),
-                                                   quicktest.cluster_target_matchers(), "", settle_s=20)
+        check = observe.check_prometheus_targets(observe.Prometheus(prometheus.url),
+                                                   observe.cluster_target_matchers(), "", settle_s=20)
     assert check.status == "PASS", check
     assert time.monotonic() - started < 15
 
@@ -526,8 +526,8 @@ def test_prometheus_targets_not_yet_scraped_are_waited_for_with_stand_in_prometh
 def test_prometheus_targets_that_are_down_fail_at_once_with_stand_in_prometheus():
     with PrometheusStandIn(_targets("down"), {}) as prometheus:
         started = time.monotonic()
-        check = quicktest.check_prometheus_targets(quicktest.Prometheus(prometheus.url),
-                                                   quicktest.cluster_target_matchers(), "", settle_s=20)
+        check = observe.check_prometheus_targets(observe.Prometheus(prometheus.url),
+                                                   observe.cluster_target_matchers(), "", settle_s=20)
     assert check.status == "FAIL"
     assert check.reason.startswith("not scraped: api-gateway (down: connection refused), catalog-service (down:")
     assert time.monotonic() - started < 3
@@ -573,8 +573,8 @@ def test_cart_remove_404_is_a_failure_when_only_an_earlier_step_was_retried():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        shop = quicktest.Shop(f"http://127.0.0.1:{server.server_address[1]}")
-        check = quicktest.check_cart(shop)
+        shop = client.Shop(f"http://127.0.0.1:{server.server_address[1]}")
+        check = shop_checks.check_cart(shop)
     finally:
         server.shutdown()
         server.server_close()

@@ -287,7 +287,7 @@ def test_two_tabs_are_two_shoppers_sharing_the_browsers_version_count(browser, s
         first, second = context.new_page(), context.new_page()
         watches = [PageWatch(first), PageWatch(second)]
         for page in (first, second):
-            page.set_default_timeout(15_000)
+            page.set_default_timeout(30_000)
             page.goto("/")
             page.locator("#product-list li.product").first.wait_for()
         first_user, second_user = (p.locator("#user-id").inner_text() for p in (first, second))

@@ -12,8 +12,8 @@ from .model import Document, Problem, Tree, as_dict, as_list
 from .references import server_pods
 from .routes import service_parents
 
-# `istioctl install --set profile=demo` (../shared/mesh-notes.md) installs the ingress gateway with the pod label
-# `istio: ingressgateway` and defines the extension provider `jaeger` (samples/addons/jaeger.yaml). Anything else
+# `istioctl install --set profile=demo` installs the ingress gateway with the pod label `istio: ingressgateway`
+# and defines the extension provider `jaeger` (docs/upstream-facts.md, with the upstream files). Anything else
 # selects no gateway / no tracer, silently. The one place for both expectations:
 ISTIO_INGRESS_SELECTOR = {"istio": "ingressgateway"}
 ISTIO_TRACING_PROVIDERS = {"jaeger"}
@@ -63,7 +63,7 @@ LINKERD_ANNOTATIONS = {
     "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio": ({"Service"}, is_ratio, "a number from 0 to 100"),
 }
 # Our apps are gunicorn HTTP/1.1 servers: a Server that declares HTTP/2 or gRPC makes the proxy speak HTTP/2 to them
-# (what broke the seed's probes, ../shared/mesh-notes.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
+# (what broke the seed's probes; docs/upstream-facts.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
 HTTP2_PROTOCOLS = {"HTTP/2", "gRPC"}
 
 

@@ -1,0 +1,77 @@
+"""python3 scripts/quicktest: the command line behind ./quick-test.sh."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+
+from . import __doc__ as PACKAGE_DOC
+from .canary import canary_samples_needed
+from .results import FAIL, PASS, SKIP, fmt_counter, render_table
+from .runner import parse_service_urls, print_plan, run_checks
+from .settings import CURL_IMAGE, DEFAULT_URL, NAMESPACE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quicktest", description=PACKAGE_DOC.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["local", "cluster"], default="local")
+    parser.add_argument("--url", default=DEFAULT_URL, help="gateway base URL (default %(default)s)")
+    parser.add_argument("--service-urls", type=parse_service_urls, default=None,
+                        help="local mode: name=url,... of the services to probe directly")
+    parser.add_argument("--mesh", choices=["istio", "linkerd", "none"], default="none")
+    parser.add_argument("--access", default="given URL", help="how the gateway is reached (shown in the table)")
+    parser.add_argument("--namespace", default=NAMESPACE)
+    parser.add_argument("-n", "--samples", type=int, default=canary_samples_needed(),
+                        help=f"calls for the rate checks (default {canary_samples_needed()})")
+    parser.add_argument("--prometheus-url", default=None, help="Prometheus that scrapes the app")
+    parser.add_argument("--mesh-prometheus-url", default=None, help="Prometheus with the mesh's metrics")
+    parser.add_argument("--kubectl", default=os.environ.get("KUBECTL", "kubectl"))
+    parser.add_argument("--istioctl", default="istioctl")
+    parser.add_argument("--linkerd", default="linkerd")
+    parser.add_argument("--curl-image", default=CURL_IMAGE)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--no-color", action="store_true")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error("--samples must be at least 1")
+    if not args.url.startswith(("http://", "https://")):
+        parser.error(f"--url {args.url} is not an http(s) URL")
+
+    if args.dry_run:
+        print_plan(args)
+        return 0
+    # SIGTERM (bash trap, CI timeout) unwinds like Ctrl-C, so the throwaway pod is still deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    started = time.monotonic()
+    checks = run_checks(args)
+    seconds = round(time.monotonic() - started, 1)
+    counts = Counter(c.status for c in checks)
+    mesh = args.mesh if args.mode == "cluster" else "none"
+    if args.json:
+        print(json.dumps({
+            "mode": args.mode, "url": args.url, "mesh": mesh, "samples": args.samples, "seconds": seconds,
+            "ok": counts[FAIL] == 0,
+            "summary": {"pass": counts[PASS], "fail": counts[FAIL], "skip": counts[SKIP]},
+            "retries": {"total": args.total_retries, "by_purpose": args.retries},
+            "checks": [asdict(c) for c in checks],
+        }, indent=2))
+    else:
+        where = "local stack" if args.mode == "local" else f"cluster namespace {args.namespace}, mesh {mesh}"
+        header = f"quick-test: {where}, gateway {args.url} ({args.access}), {args.samples} samples"
+        retries = fmt_counter(Counter(args.retries)) or "none"
+        footer = (f"{counts[PASS]} PASS, {counts[FAIL]} FAIL, {counts[SKIP]} SKIP in {seconds} s; "
+                  f"client retries: {args.total_retries} ({retries})")
+        colour = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
+        print(render_table(checks, header, footer, colour))
+    return 1 if counts[FAIL] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,13 +89,20 @@ def call_as(inventory: Inventory, account: str | None, instance: str, method: st
         conn.close()
 
 
+def text(url: str, timeout: float = 5.0) -> str:
+    """A whole text page (metrics, stats); empty when nothing answers."""
+    try:
+        with _OPENER.open(url, timeout=timeout) as response:
+            return response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException):
+        return ""
+
+
 def stats(admin_url: str, pattern: str = "") -> dict[str, float]:
     """Envoy's counters and gauges from /stats whose names contain `pattern`."""
-    url = admin_url.rstrip("/") + "/stats"
-    with _OPENER.open(url, timeout=5) as response:
-        text = response.read().decode()
     out = {}
-    for line in text.splitlines():
+    text_ = text(admin_url.rstrip("/") + "/stats")
+    for line in text_.splitlines():
         name, sep, value = line.partition(": ")
         if sep and pattern in name:
             try:

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import urllib3
@@ -28,7 +29,7 @@ class UpstreamResponse:
     status: int
     body: dict[str, Any]
     raw: bytes
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive
 
     @property
     def ok(self) -> bool:
@@ -94,7 +95,8 @@ class Upstream:
             kind = {503: UpstreamUnavailable, 504: UpstreamTimeout}.get(response.status, UpstreamBadResponse)
             raise self._fail(kind, started, message, upstream_status=response.status)
         self._count(started, "ok" if response.status < 400 else f"http_{response.status // 100}xx")
-        return UpstreamResponse(response.status, body, raw, dict(response.headers))
+        # urllib3's HTTPHeaderDict, not a dict: header names compare case-insensitively, and Envoy lowercases them.
+        return UpstreamResponse(response.status, body, raw, response.headers)
 
     def _count(self, started: float, outcome: str) -> None:
         metrics.UPSTREAM_REQUESTS.labels(self.service, self.version, self.name, outcome).inc()

@@ -58,7 +58,7 @@ def change_running_mesh(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     what = {"apply": f"applied {path}", "delete": f"deleted the objects of {path}", "reset": "back to istio/"}[verb]
     if applied.changed:
-        print(f"{what}: taken by {', '.join(applied.changed)} within {applied.delivery_s:.1f} s")
+        print(f"{what}: taken by {', '.join(applied.changed)} within {applied.delivery_s:.2f} s")
     else:
         print(f"{what}: no proxy's configuration changed")
     return 0

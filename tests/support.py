@@ -152,3 +152,24 @@ def spread_over_workers(send, log_file, marker: str, rounds: int = 6, burst: int
         if len(pids) >= 2:
             break
     return sent, pids
+
+
+def start_run_local(*args: str, timeout_s: float = 90):
+    """./run-local.sh ARGS in a session of its own, once it printed that it is ready: (process, output lines so far,
+    still growing). The caller stops it with os.killpg(process.pid, SIGINT), as Ctrl-C in a terminal would."""
+    import subprocess
+    import threading
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([str(root / "run-local.sh"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()  # never blocks the test
+    deadline = time.monotonic() + timeout_s
+    while not any("Ctrl-C stops everything." in line for line in output) and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    return process, output

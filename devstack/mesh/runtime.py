@@ -180,22 +180,11 @@ class MeshStack(Stack):
         return env
 
     def wait_mesh_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
         pending = {f"{p.name}.envoy": f"http://127.0.0.1:{p.admin_port}/ready" for p in self.proxies}
         pending.update({i.name: f"http://127.0.0.1:{i.app_port}/ready" for i in self.instances
                         if i.app not in ("redis", "loadgen")})
         pending["through the ingress"] = self.gateway_url + "/ready"
-        while pending:
-            for name in sorted(pending):
-                if name in self.processes:
-                    self._check_alive(name)
-                if http_ok(pending[name]):
-                    pending.pop(name)
-            if pending and time.monotonic() > deadline:
-                raise StackError(f"not ready after {timeout_s:g}s: {', '.join(sorted(pending))}; see the logs in "
-                                 f"{self.logs_dir}")
-            if pending:
-                time.sleep(0.1)
+        self.wait_for(pending, timeout_s)
 
     def stop(self) -> None:
         # Front to back; each sidecar before its app, so gunicorn is not kept waiting for the proxy's idle

@@ -72,8 +72,8 @@ def sidecar_counter(inventory: probe.Inventory, instance: str, suffix: str, pref
 def check_no_post_retry(inventory: probe.Inventory, run: Callable[[], Check]) -> tuple[Check, Check]:
     """Runs the canary (one checkout attempt per shopper) and counts, around it, what payment received."""
     posts = payment_posts(inventory)
-    sent = sidecar_counter(inventory, CALLER, ".upstream_rq_total", f"cluster.outbound|5003|")
-    retried = sidecar_counter(inventory, CALLER, ".upstream_rq_retry", f"cluster.outbound|5003|")
+    sent = sidecar_counter(inventory, CALLER, ".upstream_rq_total", "cluster.outbound|5003|")
+    retried = sidecar_counter(inventory, CALLER, ".upstream_rq_retry", "cluster.outbound|5003|")
     canary = run()
     sent = sidecar_counter(inventory, CALLER, ".upstream_rq_total", "cluster.outbound|5003|") - sent
     # Payments the route timeout cut (the injected 10 s hangs) are counted by payment when they end.

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,23 +13,17 @@ import requests
 
 from devstack.mesh.runtime import free_port_offset
 from devstack.stack import port_is_free
+from tests.support import start_run_local
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_local_mesh_starts_applies_a_scenario_and_stops(tmp_path):
     offset = free_port_offset(44000, step=500, last=54000)
-    process = subprocess.Popen(
-        [str(ROOT / "run-local.sh"), "--mesh", "istio", "--no-faults", "--port-offset", str(offset),
-         "--data-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    output: list[str] = []
-    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
+    process, output = start_run_local("--mesh", "istio", "--no-faults", "--port-offset", str(offset),
+                                      "--data-dir", str(tmp_path))
     try:
-        deadline = time.monotonic() + 90
-        while not any("Ctrl-C stops everything." in line for line in output) and time.monotonic() < deadline:
-            assert process.poll() is None, "".join(output)
-            time.sleep(0.2)
+        assert process.poll() is None, "".join(output)
         text = "".join(output)
         assert "Ready: the shop on the local mesh" in text, text
         inventory = json.loads((tmp_path / "mesh" / "inventory.json").read_text())

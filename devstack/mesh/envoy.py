@@ -278,7 +278,8 @@ class Builder:
                 for b in backends if b.weight > 0]}
         if route.retry is not None:
             action["retry_policy"] = retry_policy(route.retry)
-        out = {"name": route.name, "match": route_match(match), "route": action}
+        name = f"{route.name}.{match.name}" if match is not None and match.name else route.name  # route.go
+        out = {"name": name, "match": route_match(match), "route": action}
         if route.fault is not None:
             out["typed_per_filter_config"] = {"envoy.filters.http.fault": fault_config(route.fault)}
         return out

@@ -35,6 +35,7 @@ class RequestMatch:
     method: StringMatch | None = None
     headers: tuple[tuple[str, StringMatch], ...] = ()
     ignore_case: bool = False
+    name: str = ""  # the Envoy route is called <route>.<name> when the match has one
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ def http_routes(vs: Document, listen_port: int, intent: MeshIntent, topology: To
                 method=string_match(match["method"], reader.where(f"{path}.match[{m}].method")) if "method" in match else None,
                 headers=tuple(sorted((str(h).lower(), string_match(v, reader.where(f"{path}.match[{m}].headers.{h}")))
                                      for h, v in as_dict(match.get("headers")).items())),
-                ignore_case=bool(match.get("ignoreUriCase"))))
+                ignore_case=bool(match.get("ignoreUriCase")), name=str(match.get("name", ""))))
         if raw.get("match") and not matches_:
             continue  # every match names another port
         backends = destinations(reader, raw, path, listen_port, intent, topology, services)

@@ -297,8 +297,9 @@ def apply_to_running(data_dir: Path, verb: str, path: str) -> Applied:
     return Applied(changed, delivery_s, inventory["warnings"])
 
 
-def free_port_offset(first: int = 20000, step: int = 1000, last: int = 54000) -> int:
-    """An offset under which every port of the local mesh is free now (tests, two stacks side by side)."""
+def free_port_offset(first: int = 10000, step: int = 1000, last: int = 22000) -> int:
+    """An offset under which every port of the local mesh is free now (tests, two stacks side by side). The default
+    range keeps every port below 32768, where Linux hands out the local ports of outgoing connections."""
     _, top = topology.load(ROOT, 0)
     ports = [port for p in top.proxies for port in
              [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port] + [9100]

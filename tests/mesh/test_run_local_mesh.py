@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_local_mesh_starts_applies_a_scenario_and_stops(tmp_path):
-    offset = free_port_offset(44000, step=500, last=54000)
+    offset = free_port_offset(8000, step=500, last=12500)  # apart from the other mesh tests' ranges
     process, output = start_run_local("--mesh", "istio", "--no-faults", "--port-offset", str(offset),
                                       "--data-dir", str(tmp_path))
     try:

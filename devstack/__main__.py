@@ -34,9 +34,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     changes.add_argument("--delete", metavar="FILE", help="to a running local mesh: kubectl delete -f FILE")
     changes.add_argument("--reset", action="store_true", help="to a running local mesh: back to istio/ as it is")
     args = parser.parse_args(argv)
-    lowest, highest = 5000 + args.port_offset, 9920 + args.port_offset
+    lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
     if lowest < 1024 or highest > 65535:
-        parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 55615)")
+        parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 56435)")
     if (args.scenario or args.apply or args.delete or args.reset) and not args.mesh:
         parser.error("--scenario, --apply, --delete and --reset need --mesh istio")
     if args.mesh and args.payment_version != "v1":

@@ -5,6 +5,8 @@ replicas), so the local mesh has the cluster's shape. What differs is written he
 - ports: every instance's sidecar listens where its app listens in the cluster (catalog :5001, ...); the app
   itself moves 100 up onto loopback, and further replicas of a port move 10 up (catalog's second pod :5011,
   payment v2 :5013, payment v1's second pod :5023). The ingress has :5000, so api-gateway's sidecar is on :5010.
+  Every port stays below 9100 + the offset, so the documented offsets keep them clear of Linux's ephemeral range
+  (32768 and up), where outgoing connections take their local ports.
 - each app calls its neighbours through its own sidecar's outbound listeners (no iptables here): the `*_URL`
   settings of the Deployment are pointed at them, one loopback port per neighbour.
 - payment-service-v1 runs 2 replicas (1 in the manifests), so a subset has two endpoints and a sick one can be
@@ -24,7 +26,7 @@ INGRESS_PORT = 5000  # the public entry, where ./run-local.sh without a mesh has
 APP_PORT_SHIFT = 100
 REPLICA_PORT_STEP = 10
 OUTBOUND_BASE = 5200  # sidecar n's outbound listeners: OUTBOUND_BASE + 10 n + k
-ADMIN_BASE = 9900  # Envoy admin: the ingress on ADMIN_BASE, sidecar n on ADMIN_BASE + n
+ADMIN_BASE = 5900  # Envoy admin: the ingress on ADMIN_BASE, sidecar n on ADMIN_BASE + n
 LOCAL_REPLICAS = {"payment-service-v1": 2}
 # The ingress gateway of Istio's demo profile: its namespace, ServiceAccount and pod label.
 INGRESS = {"name": "istio-ingressgateway", "namespace": "istio-system",

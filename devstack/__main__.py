@@ -24,21 +24,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(ROOT / ".local"),
                         help="where Redis keeps its append-only file and where the logs go (default .local/)")
     mesh = parser.add_argument_group(
-        "local mesh", "every instance behind its own real Envoy sidecar, configured from kubernetes/ and istio/ "
-        "(docs/local-mesh.md)")
-    mesh.add_argument("--mesh", choices=("istio",), help="run the shop on the local mesh")
+        "local mesh", "every instance behind its own real Envoy sidecar, configured from kubernetes/ and istio/ or "
+        "linkerd/; under linkerd, Envoy enforces Linkerd's intents, not linkerd2-proxy (docs/local-mesh.md)")
+    mesh.add_argument("--mesh", choices=("istio", "linkerd"), help="run the shop on the local mesh of this mesh")
     mesh.add_argument("--scenario", metavar="FILE", help="with --mesh: apply this file (e.g. istio/scenarios/"
-                      "canary-50-50.yaml) on top of istio/ at start")
+                      "canary-50-50.yaml) on top of the mesh's folder at start")
     changes = mesh.add_mutually_exclusive_group()
     changes.add_argument("--apply", metavar="FILE", help="to a running local mesh: kubectl apply -f FILE")
     changes.add_argument("--delete", metavar="FILE", help="to a running local mesh: kubectl delete -f FILE")
-    changes.add_argument("--reset", action="store_true", help="to a running local mesh: back to istio/ as it is")
+    changes.add_argument("--reset", action="store_true", help="to a running local mesh: back to its mesh's folder "
+                         "as it is")
     args = parser.parse_args(argv)
     lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
     if lowest < 1024 or highest > 65535:
         parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 56435)")
     if (args.scenario or args.apply or args.delete or args.reset) and not args.mesh:
-        parser.error("--scenario, --apply, --delete and --reset need --mesh istio")
+        parser.error("--scenario, --apply, --delete and --reset need --mesh istio or --mesh linkerd")
     if args.mesh and args.payment_version != "v1":
         parser.error("--payment-version is for the stack without a mesh; under --mesh the routes split payment "
                      "(apply istio/scenarios/canary-100-v2.yaml for v2 only)")
@@ -50,13 +51,18 @@ def change_running_mesh(args: argparse.Namespace) -> int:
 
     verb, path = ("apply", args.apply) if args.apply else ("delete", args.delete) if args.delete else ("reset", "")
     try:
-        applied = apply_to_running(args.data_dir, verb, path)
+        applied = apply_to_running(args.data_dir, verb, path, mesh=args.mesh)
     except StackError as exc:
         print(f"run-local: {exc}", file=sys.stderr)
         return 1
     for warning in applied.warnings:
         print(f"warning: {warning}")
-    what = {"apply": f"applied {path}", "delete": f"deleted the objects of {path}", "reset": "back to istio/"}[verb]
+    what = {"apply": f"applied {path}", "delete": f"deleted the objects of {path}",
+            "reset": f"back to {args.mesh}/"}[verb]
+    for name in applied.started or []:
+        print(f"started {name} (its Deployment is in {path})")
+    for name in applied.stopped or []:
+        print(f"stopped {name} (its Deployment is gone)")
     if applied.changed:
         print(f"{what}: taken by {', '.join(applied.changed)} within {applied.delivery_s:.2f} s")
     else:

@@ -21,11 +21,16 @@ from pathlib import Path
 
 from tools.manifestcheck.model import Tree
 
-from . import istio
+from . import istio, linkerd
+from . import topology as topology_
 from .ca import EXTRA_IDENTITIES, LocalCA
 from .envoy import CDS, LDS, RDS, Builder, ProxyFiles, discovery_response, write_atomic
 from .intent import MeshIntent
+from .manifests import apply_operations, file_documents
 from .topology import Topology
+
+# Each mesh's front end: the overlay it reads, what stands at the edge, where its scenarios may create workloads.
+FRONT_ENDS = {"istio": istio, "linkerd": linkerd}
 
 UPDATE_TIMEOUT_S = 10.0
 
@@ -40,10 +45,12 @@ class Layout:
 
     mesh_dir: Path
     logs_dir: Path
+    mesh: str = "istio"
 
     @property
     def ca(self) -> LocalCA:
-        return LocalCA(self.mesh_dir / "ca")
+        """One CA per mesh: Istio's folder keeps its name, Linkerd's trust anchor and issuer live beside it."""
+        return LocalCA(self.mesh_dir / ("ca" if self.mesh == "istio" else f"ca-{self.mesh}"), self.mesh)
 
     @property
     def proxies_dir(self) -> Path:
@@ -57,6 +64,12 @@ class Layout:
     def inventory_path(self) -> Path:
         return self.mesh_dir / "inventory.json"
 
+    @property
+    def spawned_path(self) -> Path:
+        """The processes of workloads a scenario created, by instance (they may outlive the command that
+        started them)."""
+        return self.mesh_dir / "spawned.json"
+
 
 @dataclass
 class Generated:
@@ -64,21 +77,28 @@ class Generated:
     proxies: dict[str, ProxyFiles]
 
 
+def load_topology(root: Path, mesh: str, port_offset: int = 0) -> tuple[Tree, Topology]:
+    """The workloads laid out for one mesh: its edge proxy, and the Deployments its scenario files may create."""
+    return topology_.load(root, port_offset, FRONT_ENDS[mesh].INGRESS, f"{mesh}/scenarios")
+
+
 def accounts(topology: Topology) -> list[tuple[str, str]]:
-    found = {(p.namespace, p.service_account) for p in topology.proxies}
+    """Every identity to issue (a proxy with no ServiceAccount is outside the mesh and gets none)."""
+    found = {(p.namespace, p.service_account) for p in topology.proxies if p.service_account}
     return sorted(found | set(EXTRA_IDENTITIES))
 
 
 def generate(root: Path, topology: Topology, layout: Layout, operations: list[tuple[str, str]],
              tree: Tree | None = None) -> Generated:
     """The configuration of every proxy for the overlay plus the operations (apply/delete of a file), in order."""
+    front = FRONT_ENDS[layout.mesh]
     tree = tree or Tree.load(root)
-    state = istio.overlay_documents(tree.docs)
-    ops = [(verb, istio.file_documents(resolve(root, path), root)) for verb, path in operations]
-    intent = istio.translate(istio.apply_operations(state, ops), topology)
+    state = front.overlay_documents(tree)
+    ops = [(verb, file_documents(resolve(root, path), root)) for verb, path in operations]
+    intent = front.translate(apply_operations(state, ops), topology)
     ca = layout.ca
     identities = {key: ca.identity(*key) for key in accounts(topology)}
-    builder = Builder(topology, intent, identities, ca.cert_path, layout.proxies_dir, layout.logs_dir)
+    builder = Builder(topology, intent, identities, ca, layout.proxies_dir, layout.logs_dir)
     return Generated(intent, builder.write_all())
 
 

@@ -7,6 +7,9 @@ and the server accepting any certificate of the trust domain, RBAC filters named
 `istio.authorization.allow` in that order. Where the local mesh must differ it says so:
 - Envoy's own RBAC matches the peer certificate (`authenticated.principal_name`); istiod's proxies compare a
   filter-state key that only Istio's Envoy build sets, with the same value.
+- under Linkerd's intents the same shapes carry Linkerd's meaning: identities are DNS SANs, a route's weighted
+  backends are one cluster with a locality per backend (see Pool), inbound routes carry their own RBAC, and a
+  denial answers as linkerd2-proxy does. The names stay istiod's: linkerd2-proxy has no Envoy names to copy.
 - no xDS server: every proxy reads LDS and CDS from files (one RDS file per route table), replaced by an atomic
   rename, which Envoy watches (config.core.v3.PathConfigSource).
 - listeners bind loopback ports of their own (no iptables capture), one outbound listener per neighbour.
@@ -19,15 +22,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ca import Identity, TRUST_DOMAIN, spiffe_id
-from .envoy_policy import (T, address, cluster_name, duration, inbound_cluster_name, outlier_detection, rbac_filters,
-                           route_config, route_config_name, typed)
-from .intent import Backend, BackendSet, InboundPort, IngressServer, MeshIntent
+from .ca import Identity, LocalCA
+from .envoy_policy import (T, address, cluster_name, duration, inbound_cluster_name, inbound_route_config,
+                           local_replies, outlier_detection, rbac_filters, route_config, route_config_name,
+                           split_cluster_name, typed)
+from .intent import AVAILABLE, Backend, BackendSet, InboundPort, IngressServer, MeshIntent, Route, ServiceTraffic
 from .topology import Instance, Topology, fqdn
 
 MAX = 4294967295  # istiod's default circuit-breaker thresholds: no limit (cluster_traffic_policy.go)
 DEFAULT_CONNECT_TIMEOUT_S = 10.0  # MeshConfig.connectTimeout default
 TLS_MATCH = {"tlsMode": "istio"}
+# Locality weights times availability: with this overprovisioning factor (percent) a backend keeps its whole
+# weight while one endpoint of it is available and drops to 0 when none is, as a Linkerd backend's balancer is
+# ready or not (Envoy's default, 140, would shrink a backend's share as soon as one endpoint of it is ejected).
+OVERPROVISIONED = 100000
 ACCESS_LOG_FIELDS = {
     "start_time": "%START_TIME%", "method": "%REQ(:METHOD)%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
     "protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%", "response_flags": "%RESPONSE_FLAGS%",
@@ -75,13 +83,36 @@ class ProxyFiles:
         return boot
 
 
+@dataclass
+class Group:
+    label: str  # the backend (Linkerd) or subset (Istio) these endpoints stand for
+    weight: int | None  # a locality weight; None: no localities
+    endpoints: list[Instance]
+
+
+@dataclass
+class Pool:
+    """One outbound cluster: its settings (limits, balancing, ejection) and its endpoints. Istio: a destination
+    (service, subset). Linkerd: a route's weighted backends under the parent Service's failure accrual, one
+    locality per backend, so a backend whose every endpoint is ejected takes no share."""
+
+    name: str
+    settings: BackendSet
+    groups: list[Group]
+
+    @property
+    def endpoints(self) -> list[Instance]:
+        return [e for g in self.groups for e in g.endpoints]
+
+
 class Builder:
     def __init__(self, topology: Topology, intent: MeshIntent, identities: dict[tuple[str, str], Identity],
-                 root_cert: Path, proxies_dir: Path, logs_dir: Path):
+                 ca: LocalCA, proxies_dir: Path, logs_dir: Path):
         self.topology = topology
         self.intent = intent
         self.identities = identities
-        self.root_cert = str(root_cert)
+        self.ca = ca
+        self.root_cert = str(ca.cert_path)
         self.proxies_dir = proxies_dir
         self.logs_dir = logs_dir
 
@@ -90,13 +121,18 @@ class Builder:
         files = ProxyFiles(instance.name, self.proxies_dir / instance.name, {})
         files.bootstrap = self.bootstrap(instance, files)
         identity = self.identity_of(instance)
-        needed: dict[str, BackendSet] = {}
+        pools: dict[str, Pool] = {}
         if instance is self.topology.ingress:
             for server in self.intent.ingress:
+                if server.protocol == "tcp":
+                    backend = server.routes[0].backends[0]
+                    pools.update(self.pools_of(self.intent.traffic[(backend.service, backend.port)], server.routes[0]))
+                    files.listeners.append(self.ingress_tcp_listener(instance, server, backend))
+                    continue
                 files.listeners.append(self.ingress_listener(instance, server, files))
                 files.routes[f"http.{server.port}"] = route_config(f"http.{server.port}", "*", server.routes)
                 for route in server.routes:
-                    needed.update(self.backend_sets_of(route.backends))
+                    pools.update(self.weighted_pools(route.backends))
         for port in self.intent.inbound.get(instance.name, []):
             files.listeners.append(self.inbound_listener(instance, port, identity))
             files.clusters.append(self.inbound_cluster(instance, port))
@@ -104,18 +140,20 @@ class Builder:
             traffic = self.intent.traffic[(outbound.service, outbound.port)]
             if traffic.protocol == "tcp":
                 files.listeners.append(self.outbound_tcp_listener(instance, outbound))
-                needed.update(self.backend_sets_of([Backend(outbound.service, outbound.port)]))
+                pools.update(self.weighted_pools([Backend(outbound.service, outbound.port)]))
                 continue
             name = route_config_name(outbound.service, outbound.port)
             files.listeners.append(self.outbound_http_listener(instance, outbound, name, files))
-            files.routes[name] = route_config(name, f"{fqdn(outbound.service)}:{outbound.port}", traffic.routes)
+            split = (traffic.service, traffic.port) if traffic.distribution == AVAILABLE else None
+            files.routes[name] = route_config(name, f"{fqdn(outbound.service)}:{outbound.port}", traffic.routes, split)
             for route in traffic.routes:
-                needed.update(self.backend_sets_of(route.backends))
-        files.clusters += [self.outbound_cluster(bs, identity) for _, bs in sorted(needed.items())]
+                pools.update(self.pools_of(traffic, route))
+        files.clusters += [self.outbound_cluster(pool, identity) for _, pool in sorted(pools.items())]
         return files
 
-    def identity_of(self, instance: Instance) -> Identity:
-        return self.identities[(instance.namespace, instance.service_account)]
+    def identity_of(self, instance: Instance) -> Identity | None:
+        """None for a proxy outside the mesh (Linkerd's unmeshed load balancer): it speaks plaintext."""
+        return self.identities.get((instance.namespace, instance.service_account))
 
     def bootstrap(self, instance: Instance, files: ProxyFiles) -> dict:
         kind = "router" if instance is self.topology.ingress else "sidecar"
@@ -146,26 +184,28 @@ class Builder:
             "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", require_client_certificate=True,
             common_tls_context={
                 "tls_certificates": [self.certificate(identity)],
-                # Any workload of the trust domain may connect; authorization decides what it may do.
                 "validation_context": {"trusted_ca": {"filename": self.root_cert}, "match_typed_subject_alt_names": [
-                    {"san_type": "URI", "matcher": {"prefix": f"spiffe://{TRUST_DOMAIN}/"}}]}})}
+                    self.ca.form.peer_matcher]}})}
 
     def upstream_tls(self, identity: Identity, bs: BackendSet, accounts: list[tuple[str, str]]) -> dict:
+        form = self.ca.form
+        names = [form.name(ns, sa) for ns, sa in accounts]
+        # cluster_tls.go: SNI outbound_.<port>_.<subset>_.<host>; a Linkerd client names the server's identity
+        sni = f"outbound_.{bs.port}_.{bs.subset or ''}_.{fqdn(bs.service)}" if form.san_type == "URI" else names[0]
         return {"name": "envoy.transport_sockets.tls", "typed_config": typed(
-            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-            # cluster_tls.go: SNI outbound_.<port>_.<subset>_.<host>, the server's SPIFFE ids checked
-            sni=f"outbound_.{bs.port}_.{bs.subset or ''}_.{fqdn(bs.service)}",
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", sni=sni,
             common_tls_context={"tls_certificates": [self.certificate(identity)], "validation_context": {
                 "trusted_ca": {"filename": self.root_cert},
-                "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": spiffe_id(ns, sa)}}
-                                                  for ns, sa in accounts]}})}
+                # the client checks that the server is one of the identities the destination runs as
+                "match_typed_subject_alt_names": [{"san_type": form.san_type, "matcher": {"exact": name}}
+                                                  for name in names]}})}
 
     # -- listeners -------------------------------------------------------------------------------------------------
     def inbound_listener(self, instance: Instance, port: InboundPort, identity: Identity) -> dict:
         if port.protocol == "http":
             filters = [self.inbound_hcm(instance, port)]
         else:
-            filters = [*rbac_filters(instance, port, http=False), {
+            filters = [*rbac_filters(instance, port, self.intent.mesh, http=False), {
                 "name": "envoy.filters.network.tcp_proxy", "typed_config": typed(
                     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix=f"inbound_{port.port}",
                     cluster=inbound_cluster_name(port.port), access_log=self.access_log(instance, "inbound"))}]
@@ -187,19 +227,26 @@ class Builder:
 
     def inbound_hcm(self, instance: Instance, port: InboundPort) -> dict:
         cluster = inbound_cluster_name(port.port)
-        route = {"name": "default", "match": {"prefix": "/"},
-                 # route.go BuildDefaultHTTPInboundRoute: no timeout on the inbound side
-                 "route": {"cluster": cluster, "timeout": "0s"}}
+        if port.routes is None:
+            route = {"name": "default", "match": {"prefix": "/"},
+                     # route.go BuildDefaultHTTPInboundRoute: no timeout on the inbound side
+                     "route": {"cluster": cluster, "timeout": "0s"}}
+            routes = {"name": cluster, "validate_clusters": False, "virtual_hosts": [
+                {"name": f"inbound|http|{port.port}", "domains": ["*"], "routes": [route]}]}
+        else:
+            routes = inbound_route_config(instance, port, cluster, self.intent.mesh)
+        extra = {}
+        replies = local_replies(self.intent.mesh)
+        if replies:
+            extra["local_reply_config"] = replies
         return {"name": "envoy.filters.network.http_connection_manager", "typed_config": typed(
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            stat_prefix=f"inbound_0.0.0.0_{port.port}",
-            route_config={"name": cluster, "validate_clusters": False, "virtual_hosts": [
-                {"name": f"inbound|http|{port.port}", "domains": ["*"], "routes": [route]}]},
-            http_filters=[*rbac_filters(instance, port, http=True), router()],
+            stat_prefix=f"inbound_0.0.0.0_{port.port}", route_config=routes,
+            http_filters=[*rbac_filters(instance, port, self.intent.mesh, http=True), router()],
             access_log=self.access_log(instance, "inbound"),
             # The app can see who called it, as behind an Istio sidecar.
             forward_client_cert_details="APPEND_FORWARD", set_current_client_cert_details={"uri": True},
-            normalize_path=True)}
+            normalize_path=True, **extra)}
 
     def outbound_http_listener(self, instance: Instance, outbound, name: str, files: ProxyFiles) -> dict:
         return {"name": f"outbound|{outbound.service}|{outbound.port}", "address": address(outbound.listen_port),
@@ -233,30 +280,58 @@ class Builder:
                         http_filters=[fault_filter(), router()],
                         access_log=self.access_log(instance, "ingress"))}]}]}
 
+    def ingress_tcp_listener(self, instance: Instance, server: IngressServer, backend: Backend) -> dict:
+        """An L4 entry: each connection to the backend's endpoints as it is, no mesh on the way in."""
+        return {"name": f"0.0.0.0_{server.port}", "address": address(instance.inbound_port, "0.0.0.0"),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.tcp_proxy", "typed_config": typed(
+                        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix=f"ingress_{server.port}",
+                        cluster=cluster_name("outbound", backend.service, backend.port),
+                        access_log=self.access_log(instance, "ingress"))}]}]}
+
     # -- clusters --------------------------------------------------------------------------------------------------
-    def backend_sets_of(self, backends: list[Backend]) -> dict[str, BackendSet]:
+    def endpoints(self, service: str, port: int, labels: dict[str, str] | None = None) -> list[Instance]:
+        return [e for e in self.topology.endpoints(service, port, labels) if self.intent.runs(e.name)]
+
+    def weighted_pools(self, backends: list[Backend]) -> dict[str, Pool]:
         """The clusters routes point at, plus the service's subset-free cluster (istiod always sends that one)."""
         out = {}
         for backend in backends:
             sets = self.intent.backend_sets[(backend.service, backend.port)]
             for bs in sets:
                 if bs.subset in (None, backend.subset):
-                    out[cluster_name("outbound", bs.service, bs.port, bs.subset)] = bs
+                    name = cluster_name("outbound", bs.service, bs.port, bs.subset)
+                    out[name] = Pool(name, bs, [Group(bs.subset or "", None, self.endpoints(bs.service, bs.port,
+                                                                                         bs.labels))])
         return out
 
-    def outbound_cluster(self, bs: BackendSet, identity: Identity) -> dict:
-        name = cluster_name("outbound", bs.service, bs.port, bs.subset)
+    def pools_of(self, traffic: ServiceTraffic, route: Route) -> dict[str, Pool]:
+        if traffic.distribution != AVAILABLE:
+            return self.weighted_pools(route.backends)
+        parent = next(bs for bs in self.intent.backend_sets[(traffic.service, traffic.port)] if bs.subset is None)
+        name = split_cluster_name(traffic.service, traffic.port, route.backends)
+        several = len(route.backends) > 1
+        return {name: Pool(name, parent, [Group(b.service, b.weight if several else None,
+                                                self.endpoints(b.service, b.port)) for b in route.backends])}
+
+    def outbound_cluster(self, pool: Pool, identity: Identity | None) -> dict:
+        name, bs = pool.name, pool.settings
         service_port = self.topology.service(bs.service).port(bs.port)
-        endpoints = self.topology.endpoints(bs.service, bs.port, bs.labels)
-        lb_endpoints = []
-        for endpoint in endpoints:
-            entry: dict = {"endpoint": {"address": address(endpoint.inbound_port)}}
-            mode = next((p.mtls for p in self.intent.inbound.get(endpoint.name, []) if p.port == endpoint.container_port),
-                        "PERMISSIVE")
-            if mode != "DISABLE":  # auto-mTLS: TLS to every sidecar whose inbound accepts it
-                entry["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": dict(TLS_MATCH)}}
-            lb_endpoints.append(entry)
-        accounts = sorted({(e.namespace, e.service_account) for e in endpoints})
+        localities = []
+        for group in pool.groups:
+            lb_endpoints = []
+            for endpoint in group.endpoints:
+                entry: dict = {"endpoint": {"address": address(endpoint.inbound_port)}}
+                mode = next((p.mtls for p in self.intent.inbound.get(endpoint.name, [])
+                             if p.port == endpoint.container_port), "PERMISSIVE")
+                if mode != "DISABLE" and identity is not None:  # auto-mTLS: TLS to every sidecar that accepts it
+                    entry["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": dict(TLS_MATCH)}}
+                lb_endpoints.append(entry)
+            locality: dict = {"lb_endpoints": lb_endpoints}
+            if group.weight is not None:
+                locality.update(locality={"zone": group.label}, load_balancing_weight=group.weight)
+            localities.append(locality)
+        accounts = sorted({(e.namespace, e.service_account) for e in pool.endpoints})
         limits = bs.limits
         thresholds = {"max_connections": limits.max_connections or MAX,
                       "max_pending_requests": limits.max_pending_requests or MAX,
@@ -265,13 +340,18 @@ class Builder:
         cluster = {
             "name": name, "type": "STATIC", "lb_policy": bs.lb_policy,
             "connect_timeout": duration(limits.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S),
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
+            "load_assignment": {"cluster_name": name, "endpoints": localities},
             "circuit_breakers": {"thresholds": [thresholds]},
-            "transport_socket_matches": [
+        }
+        if identity is not None and accounts:
+            cluster["transport_socket_matches"] = [
                 {"name": "tlsMode-istio", "match": dict(TLS_MATCH),
                  "transport_socket": self.upstream_tls(identity, bs, accounts)},
-                {"name": "tlsMode-disabled", "match": {}, "transport_socket": raw_buffer()}],
-        }
+                {"name": "tlsMode-disabled", "match": {}, "transport_socket": raw_buffer()}]
+        lb_config: dict = {}
+        if any(g.weight is not None for g in pool.groups):
+            cluster["load_assignment"]["policy"] = {"overprovisioning_factor": OVERPROVISIONED}
+            lb_config["locality_weighted_lb_config"] = {}
         if service_port is not None and service_port.protocol == "http":
             options: dict = {"explicit_http_config": {"http_protocol_options": {}}}
             common = {}
@@ -287,7 +367,9 @@ class Builder:
         if bs.ejection is not None:
             cluster["outlier_detection"] = outlier_detection(bs.ejection)
             # istiod sets the panic threshold from minHealthPercent even when it is 0 (Envoy's default is 50)
-            cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": float(bs.ejection.min_health_percent)}}
+            lb_config["healthy_panic_threshold"] = {"value": float(bs.ejection.min_health_percent)}
+        if lb_config:
+            cluster["common_lb_config"] = lb_config
         return cluster
 
     def inbound_cluster(self, instance: Instance, port: InboundPort) -> dict:

@@ -3,7 +3,7 @@ timeouts, retries, faults), outlier detection, and RBAC filters from authorizati
 by envoy.py. Each follows the istiod function named beside it."""
 from __future__ import annotations
 
-from .intent import AuthzPolicy, InboundPort, Operation, Peer, RequestMatch, Retry, Route, StringMatch
+from .intent import AuthzPolicy, Backend, InboundPort, Operation, Peer, RequestMatch, Retry, Route, StringMatch
 from .topology import Instance, fqdn
 
 T = "type.googleapis.com/"
@@ -26,6 +26,14 @@ def cluster_name(direction: str, service: str, port: int, subset: str | None = N
     return f"{direction}|{port}|{subset or ''}|{fqdn(service)}"
 
 
+def split_cluster_name(service: str, port: int, backends: list[Backend]) -> str:
+    """A Linkerd route's backends as one cluster: outbound|5003|payment-service-v1=95,payment-service-v2=5|<parent>;
+    the parent's own cluster name when it is the only backend."""
+    if [(b.service, b.port) for b in backends] == [(service, port)]:
+        return cluster_name("outbound", service, port)
+    return f"outbound|{port}|{','.join(f'{b.service}={b.weight}' for b in backends)}|{fqdn(service)}"
+
+
 def inbound_cluster_name(port: int) -> str:
     return f"inbound|{port}||"
 
@@ -35,18 +43,23 @@ def route_config_name(service: str, port: int) -> str:
 
 
 # -- routes ----------------------------------------------------------------------------------------------------
-def route_config(name: str, vhost: str, routes: list[Route]) -> dict:
+def route_config(name: str, vhost: str, routes: list[Route], split: tuple[str, int] | None = None) -> dict:
+    """`split`: the parent (service, port) whose routes send to one cluster of all their backends (Linkerd)."""
     envoy_routes = []
     for route in routes:
         for match in route.matches or [None]:
-            envoy_routes.append(envoy_route(route, match))
+            envoy_routes.append(envoy_route(route, match, split))
     return {"name": name, "validate_clusters": False,
             "virtual_hosts": [{"name": vhost, "domains": ["*"], "routes": envoy_routes}]}
 
-def envoy_route(route: Route, match: RequestMatch | None) -> dict:
+def envoy_route(route: Route, match: RequestMatch | None, split: tuple[str, int] | None = None) -> dict:
     action: dict = {"timeout": duration(route.timeout_s or 0)}
+    if route.idle_timeout_s:
+        action["idle_timeout"] = duration(route.idle_timeout_s)
     backends = route.backends
-    if len(backends) == 1:
+    if split is not None:
+        action["cluster"] = split_cluster_name(*split, backends)
+    elif len(backends) == 1:
         action["cluster"] = cluster_name("outbound", backends[0].service, backends[0].port, backends[0].subset)
     else:  # route.go: zero-weight destinations are left out when there are several
         action["weighted_clusters"] = {"clusters": [
@@ -56,22 +69,29 @@ def envoy_route(route: Route, match: RequestMatch | None) -> dict:
         action["retry_policy"] = retry_policy(route.retry)
     name = f"{route.name}.{match.name}" if match is not None and match.name else route.name  # route.go
     out = {"name": name, "match": route_match(match), "route": action}
+    if route.retry is not None and route.retry.max_body_bytes is not None:
+        # The router keeps at most this much of a body for retries; a longer request is sent once
+        # (retry_or_shadow_abandoned counts it), as linkerd2-proxy's ReplayBody does past max_request_bytes.
+        out["request_body_buffer_limit"] = route.retry.max_body_bytes
     if route.fault is not None:
         out["typed_per_filter_config"] = {"envoy.filters.http.fault": fault_config(route.fault)}
     return out
 
 
 # -- authorization ---------------------------------------------------------------------------------------------
-def rbac_filters(instance: Instance, port: InboundPort, http: bool) -> list[dict]:
-    """builder.go: the DENY filter first, then the ALLOW one; none when no policy selects the workload."""
+def rbac_filters(instance: Instance, port: InboundPort, mesh: str, http: bool) -> list[dict]:
+    """builder.go: the DENY filter first, then the ALLOW one; none when no policy selects the workload. With
+    per-route policies the ALLOW filter enforces nothing itself: each route carries its own rules."""
     out = []
+    if http and port.routes is not None:
+        return [{"name": f"{mesh}.authorization.allow", "typed_config": typed("envoy.extensions.filters.http.rbac.v3.RBAC")}]
     for action, policies in (("DENY", port.deny), ("ALLOW", port.allow)):
         if policies is None or (action == "DENY" and not policies):
             continue
         rules = {"action": action, "policies": {}}
         for policy in policies:
             rules["policies"].update(rbac_policies(instance, policy, http))
-        name = f"istio.authorization.{action.lower()}"
+        name = f"{mesh}.authorization.{action.lower()}"
         if http:
             out.append({"name": name, "typed_config": typed("envoy.extensions.filters.http.rbac.v3.RBAC",
                                                             rules=rules)})
@@ -79,6 +99,40 @@ def rbac_filters(instance: Instance, port: InboundPort, http: bool) -> list[dict
             out.append({"name": name, "typed_config": typed("envoy.extensions.filters.network.rbac.v3.RBAC",
                                                             rules=rules, stat_prefix="tcp.")})
     return out
+
+def inbound_route_config(instance: Instance, port: InboundPort, cluster: str, mesh: str) -> dict:
+    """One route per match, in the front end's order, each allowing what its policies allow; a request that
+    matches none is not found (the router's 404)."""
+    routes = []
+    for inbound in port.routes or []:
+        rules: dict = {"action": "ALLOW", "policies": {}}
+        for policy in inbound.allow:
+            rules["policies"].update(rbac_policies(instance, policy, http=True))
+        per_route = typed("envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+                          rbac={"rules": rules})
+        for match in inbound.matches:
+            routes.append({"name": inbound.name, "match": route_match(match),
+                           "route": {"cluster": cluster, "timeout": "0s"},
+                           # keyed by the HCM's name of the filter it overrides
+                           "typed_per_filter_config": {f"{mesh}.authorization.allow": per_route}})
+    return {"name": cluster, "validate_clusters": False, "virtual_hosts": [
+        {"name": f"inbound|http|{port.port}", "domains": ["*"], "routes": routes}]}
+
+
+# linkerd2-proxy's answers (app/core/src/errors/respond.rs): no body, the reason in the l5d-proxy-error header.
+LINKERD_REPLIES = [(403, "RBAC", "unauthorized request on route"), (404, "NR", "no route found for request")]
+
+
+def local_replies(mesh: str) -> dict | None:
+    if mesh != "linkerd":
+        return None  # Istio's sidecar answers with Envoy's own bodies (RBAC: access denied)
+    return {"mappers": [{
+        "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status,
+                                                                                 "runtime_key": f"linkerd.{flag}"}}}},
+        "headers_to_add": [{"header": {"key": "l5d-proxy-error", "value": message}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body": {"inline_string": ""},
+    } for status, flag, message in LINKERD_REPLIES]}
+
 
 def rbac_policies(instance: Instance, policy: AuthzPolicy, http: bool) -> dict:
     if not policy.rules:
@@ -129,6 +183,10 @@ def principal(peer: Peer) -> dict:
         return {"authenticated": {"principal_name": {"safe_regex": {"regex": f".*/ns/{pattern}/.*"}}}}
 
     ids = []
+    if peer.authenticated:
+        ids.append({"authenticated": {}})  # any certificate the listener accepted
+    if peer.ip_blocks and set(peer.ip_blocks) != {"0.0.0.0/0", "::/0"}:
+        ids.append({"or_ids": {"ids": [{"direct_remote_ip": cidr(block)} for block in peer.ip_blocks]}})
     if peer.principals:
         ids.append({"or_ids": {"ids": [authenticated(p) for p in peer.principals]}})
     if peer.not_principals:
@@ -138,6 +196,11 @@ def principal(peer: Peer) -> dict:
     if peer.not_namespaces:
         ids.append({"not_id": {"or_ids": {"ids": [namespace(n) for n in peer.not_namespaces]}}})
     return {"and_ids": {"ids": ids or [{"any": True}]}}
+
+
+def cidr(block: str) -> dict:
+    address_, _, length = block.partition("/")
+    return {"address_prefix": address_, "prefix_len": int(length or (128 if ":" in address_ else 32))}
 
 
 def string_matcher(match: StringMatch) -> dict:
@@ -154,14 +217,17 @@ def route_match(match: RequestMatch | None) -> dict:
     if match is None:
         return out
     if match.path is not None:
-        out = {{"exact": "path", "prefix": "prefix", "regex": "safe_regex"}[match.path.kind]:
-               {"regex": match.path.value} if match.path.kind == "regex" else match.path.value}
+        field = {"exact": "path", "prefix": "prefix", "regex": "safe_regex",
+                 "path_prefix": "path_separated_prefix"}[match.path.kind]
+        out = {field: {"regex": match.path.value} if match.path.kind == "regex" else match.path.value}
     out["case_sensitive"] = not match.ignore_case
     headers = [header_matcher(name, m) for name, m in match.headers]
     if match.method is not None:
         headers.append(header_matcher(":method", match.method))
     if headers:
         out["headers"] = headers
+    if match.query:
+        out["query_parameters"] = [{"name": name, "string_match": string_matcher(m)} for name, m in match.query]
     return out
 
 
@@ -209,6 +275,10 @@ def outlier_detection(ejection) -> dict:
         out["interval"] = duration(ejection.interval_s)
     if ejection.base_ejection_s:
         out["base_ejection_time"] = duration(ejection.base_ejection_s)
+    if ejection.max_ejection_s:
+        out["max_ejection_time"] = duration(ejection.max_ejection_s)
+    if ejection.ejection_jitter_s:
+        out["max_ejection_time_jitter"] = duration(ejection.ejection_jitter_s)
     if ejection.max_ejection_percent:
         out["max_ejection_percent"] = ejection.max_ejection_percent
     return out

@@ -1,8 +1,9 @@
 """The mesh-neutral intent: what a mesh's configuration asks of the proxies, with no Istio or Linkerd names left.
 
-A front end (istio.py today; a Linkerd one can sit beside it) reads a mesh's resources and fills this model; the
-Envoy back end (envoy.py) turns it, with the topology, into each proxy's configuration. Ports here are the
-cluster's container ports (what a policy or a route names); the back end maps them onto the local listeners.
+A front end (istio/, linkerd/) reads a mesh's resources and fills this model; the Envoy back end (envoy.py) turns
+it, with the topology, into each proxy's configuration. Ports here are the cluster's container ports (what a
+policy or a route names); the back end maps them onto the local listeners. Where the two meshes mean different
+things by the same words (a weighted split, a denial), the model names both behaviours and each front end picks.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Origin:
 
 @dataclass(frozen=True)
 class StringMatch:
-    kind: str  # exact | prefix | suffix | regex | present
+    kind: str  # exact | prefix | suffix | regex | present | path_prefix (whole segments: /a matches /a, /a/b, not /ab)
     value: str = ""
 
 
@@ -34,6 +35,7 @@ class RequestMatch:
     path: StringMatch | None = None
     method: StringMatch | None = None
     headers: tuple[tuple[str, StringMatch], ...] = ()
+    query: tuple[tuple[str, StringMatch], ...] = ()
     ignore_case: bool = False
     name: str = ""  # the Envoy route is called <route>.<name> when the match has one
 
@@ -75,6 +77,7 @@ class Route:
     retry: Retry | None  # None: never retried
     fault: Fault | None
     origin: Origin
+    idle_timeout_s: float | None = None  # a stream idle this long is reset (None: the proxy's default)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Ejection:
     consecutive_gateway_errors: int | None = None
     interval_s: float | None = None
     base_ejection_s: float | None = None
+    max_ejection_s: float | None = None  # each repeated ejection lasts longer, up to this (None: the proxy's cap)
+    ejection_jitter_s: float | None = None  # up to this much is added at random to an ejection
     max_ejection_percent: int | None = None
     min_health_percent: int = 0  # below this share of healthy endpoints the pool ignores health (Envoy's panic)
 
@@ -115,6 +120,11 @@ class BackendSet:
     ejection: Ejection | None = None
 
 
+# How a route's weighted backends share its requests when one of them has no endpoint left to take them:
+WEIGHTED = "weighted"  # each keeps its share and fails it fast (Istio: one Envoy cluster per destination)
+AVAILABLE = "available"  # its share goes to the backends that can take it (Linkerd: RandomAvailable over balancers)
+
+
 @dataclass
 class ServiceTraffic:
     """What a client's proxy does with calls to one service port (tcp: no routes, the whole port goes to it)."""
@@ -123,7 +133,7 @@ class ServiceTraffic:
     port: int
     protocol: str  # http | tcp
     routes: list[Route]
-
+    distribution: str = WEIGHTED  # with AVAILABLE the backends are balanced under the parent's BackendSet
 
 @dataclass(frozen=True)
 class Peer:
@@ -133,6 +143,8 @@ class Peer:
     not_principals: tuple[StringMatch, ...] = ()
     namespaces: tuple[StringMatch, ...] = ()
     not_namespaces: tuple[StringMatch, ...] = ()
+    ip_blocks: tuple[str, ...] = ()  # CIDRs of the client's address (any: empty)
+    authenticated: bool = False  # a mesh identity is required, whichever it is
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,17 @@ class AuthzPolicy:
 
 
 @dataclass
+class InboundRoute:
+    """A class of requests to a port with policies of its own (Linkerd's Server routes): a request that matches
+    one is allowed when one of `allow` matches it (none: refused); one that matches no route is not found."""
+
+    name: str
+    matches: list[RequestMatch]  # in precedence order, the front end's job
+    allow: list[AuthzPolicy]
+    origin: Origin
+
+
+@dataclass
 class InboundPort:
     """How one workload port accepts calls: the transport it requires and who may call."""
 
@@ -174,15 +197,17 @@ class InboundPort:
     mtls: str  # STRICT | PERMISSIVE | DISABLE
     deny: list[AuthzPolicy] = field(default_factory=list)  # evaluated first
     allow: list[AuthzPolicy] | None = None  # None: no ALLOW policy selects this workload (everything allowed)
+    routes: list[InboundRoute] | None = None  # http only: per-route policies replace `allow` (None: one for all)
 
 
 @dataclass
 class IngressServer:
-    """An edge listener: the routes bound to it and where they go."""
+    """An edge listener: the routes bound to it and where they go (tcp: the first route's backend takes every
+    connection, as a LoadBalancer Service or a port-forward would)."""
 
     name: str
     port: int  # the server's port in the cluster (e.g. 80)
-    protocol: str
+    protocol: str  # http | tcp
     routes: list[Route]
     origin: Origin
 
@@ -207,3 +232,7 @@ class MeshIntent:
     backend_sets: dict[tuple[str, int], list[BackendSet]] = field(default_factory=dict)  # per service port
     ingress: list[IngressServer] = field(default_factory=list)
     warnings: list[Warning_] = field(default_factory=list)
+    deployed: set[str] | None = None  # the instances that run (None: every instance of the topology)
+
+    def runs(self, instance: str) -> bool:
+        return self.deployed is None or instance in self.deployed

@@ -11,6 +11,9 @@ replicas), so the local mesh has the cluster's shape. What differs is written he
   settings of the Deployment are pointed at them, one loopback port per neighbour.
 - payment-service-v1 runs 2 replicas (1 in the manifests), so a subset has two endpoints and a sick one can be
   ejected while the other serves.
+- a Deployment that a scenario file of the mesh creates (linkerd/scenarios/fault-injection.yaml's payment-fault)
+  has its instance laid out after all of kubernetes/, so the base layout never moves; it runs only while the
+  file is applied.
 """
 from __future__ import annotations
 
@@ -86,6 +89,7 @@ class Instance:
     env: dict[str, str] = field(default_factory=dict)  # the container's environment, already pointed at outbounds
     outbound: list[Outbound] = field(default_factory=list)
     image: str = ""
+    scenario: str = ""  # the scenario file whose Deployment this is ("": kubernetes/)
 
     @property
     def app(self) -> str:
@@ -146,11 +150,18 @@ def port_protocol(port: dict) -> str:
     return "tcp"
 
 
-def load_services(tree: Tree) -> list[Service]:
+def scenario_file(path: str, scenarios: str | None) -> bool:
+    """A file directly in <mesh>/scenarios/ (its subfolders hold alternatives such as Flagger's)."""
+    return scenarios is not None and path.startswith(scenarios + "/") and "/" not in path[len(scenarios) + 1:]
+
+
+def load_services(tree: Tree, scenarios: str | None = None) -> list[Service]:
     services = []
     for doc in tree.of_kind("Service"):
-        if not doc.path.startswith("kubernetes/"):
+        if not doc.path.startswith("kubernetes/") and not scenario_file(doc.path, scenarios):
             continue
+        if any(s.name == doc.name for s in services):
+            continue  # a scenario's version of a base Service: the base one has the ports
         ports = []
         for port in as_list(doc.spec.get("ports")):
             port = as_dict(port)
@@ -189,12 +200,16 @@ def url_target(value: str) -> tuple[str, int, str] | None:
     return parts.hostname.split(".")[0], parts.port, parts.scheme
 
 
-def build(tree: Tree, port_offset: int = 0) -> Topology:
-    services = load_services(tree)
+def build(tree: Tree, port_offset: int = 0, ingress: dict | None = None, scenarios: str | None = None) -> Topology:
+    """`ingress`: the edge proxy's name, namespace, account and labels (the mesh's own); `scenarios`: the folder
+    whose files may create Deployments (e.g. linkerd/scenarios)."""
+    ingress = ingress or INGRESS
+    services = load_services(tree, scenarios)
     by_name = {s.name: s for s in services}
     maps = config_maps(tree)
     instances: list[Instance] = []
-    deployments = [d for d in tree.of_kind("Deployment") if d.path.startswith("kubernetes/")]
+    deployments = sorted((d for d in tree.of_kind("Deployment") if d.path.startswith("kubernetes/")
+                          or scenario_file(d.path, scenarios)), key=lambda d: not d.path.startswith("kubernetes/"))
     for deployment in deployments:
         template = deployment.pod_template() or {}
         labels = {str(k): str(v) for k, v in as_dict(dig(template, "metadata", "labels", default={})).items()}
@@ -216,21 +231,24 @@ def build(tree: Tree, port_offset: int = 0) -> Topology:
                 service_account=str(spec.get("serviceAccountName") or "default"),
                 container_port=int(port["containerPort"]) if port else None, protocol=protocol,
                 inbound_port=None, app_port=None, admin_port=0,
-                env=container_env(container, maps, name), image=str(container.get("image", ""))))
-    assign_ports(instances, port_offset)
-    ingress = Instance(name=INGRESS["name"], deployment=INGRESS["name"], namespace=INGRESS["namespace"],
-                       labels=dict(INGRESS["labels"]), service_account=INGRESS["service_account"],
-                       container_port=None, protocol="http", inbound_port=INGRESS_PORT + port_offset, app_port=None,
-                       admin_port=ADMIN_BASE + port_offset)
+                env=container_env(container, maps, name), image=str(container.get("image", "")),
+                scenario="" if deployment.path.startswith("kubernetes/") else deployment.path))
+    ranks = assign_ports([i for i in instances if not i.scenario], port_offset)
+    assign_ports([i for i in instances if i.scenario], port_offset, ranks)
+    edge = Instance(name=ingress["name"], deployment=ingress["name"], namespace=ingress["namespace"],
+                    labels=dict(ingress["labels"]), service_account=ingress["service_account"],
+                    container_port=None, protocol="http", inbound_port=INGRESS_PORT + port_offset, app_port=None,
+                    admin_port=ADMIN_BASE + port_offset)
     for n, instance in enumerate(instances, start=1):
         instance.admin_port = ADMIN_BASE + n + port_offset
         instance.outbound = outbound_listeners(instance, by_name, OUTBOUND_BASE + 10 * n + port_offset)
-    return Topology(NAMESPACE, port_offset, services, instances, ingress)
+    return Topology(NAMESPACE, port_offset, services, instances, edge)
 
 
-def assign_ports(instances: list[Instance], offset: int) -> None:
-    """Replicas of one container port take turns in ordinal order (v1-1, v2-1, v1-2), 10 apart."""
-    ranks: dict[int, int] = {}
+def assign_ports(instances: list[Instance], offset: int, ranks: dict[int, int] | None = None) -> dict[int, int]:
+    """Replicas of one container port take turns in ordinal order (v1-1, v2-1, v1-2), 10 apart; `ranks` continues
+    an earlier layout."""
+    ranks = dict(ranks or {})
     ordered = sorted((i for i in instances if i.container_port), key=lambda i: (int(i.name.rsplit("-", 1)[1]),
                                                                                  instances.index(i)))
     for instance in ordered:
@@ -239,6 +257,7 @@ def assign_ports(instances: list[Instance], offset: int) -> None:
         ranks[base] = rank + 1
         instance.inbound_port = base + REPLICA_PORT_STEP * rank + offset
         instance.app_port = instance.inbound_port + APP_PORT_SHIFT
+    return ranks
 
 
 def outbound_listeners(instance: Instance, services: dict[str, Service], first_port: int) -> list[Outbound]:
@@ -262,6 +281,7 @@ def outbound_listeners(instance: Instance, services: dict[str, Service], first_p
     return out
 
 
-def load(root: Path, port_offset: int = 0) -> tuple[Tree, Topology]:
+def load(root: Path, port_offset: int = 0, ingress: dict | None = None,
+         scenarios: str | None = None) -> tuple[Tree, Topology]:
     tree = Tree.load(root)
-    return tree, build(tree, port_offset)
+    return tree, build(tree, port_offset, ingress, scenarios)

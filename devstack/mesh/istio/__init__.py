@@ -20,12 +20,13 @@ from __future__ import annotations
 from tools.manifestcheck.model import Document, as_list
 
 from ..intent import InboundPort, MeshIntent, ServiceTraffic
-from ..topology import Topology
+from ..manifests import deployed
+from ..topology import INGRESS, Topology
 from .common import MeshConfigError, Reader, apply_operations, file_documents, overlay_documents
 from .security import check_selector, mtls_mode, policies_for
 from .traffic import MESH_GATEWAY, backend_sets, bound_to, default_route, gateways, host_name, http_routes
 
-__all__ = ["MeshConfigError", "apply_operations", "file_documents", "overlay_documents", "translate"]
+__all__ = ["INGRESS", "MeshConfigError", "apply_operations", "file_documents", "overlay_documents", "translate"]
 SUPPORTED_KINDS = {"VirtualService", "DestinationRule", "Gateway", "PeerAuthentication", "AuthorizationPolicy"}
 
 
@@ -65,6 +66,7 @@ def translate(state: dict[tuple, Document], topology: Topology) -> MeshIntent:
         mode = mtls_mode(instance, peer_auth, intent)
         deny, allow = policies_for(instance, authz, intent)
         intent.inbound[instance.name] = [InboundPort(instance.container_port, instance.protocol, mode, deny, allow)]
+    intent.deployed = deployed(state, {i.deployment for i in topology.instances if not i.scenario}, topology.instances)
     unique = {str(w): w for w in intent.warnings}  # a policy read once per workload warns once
     intent.warnings = list(unique.values())
     return intent

@@ -141,7 +141,7 @@ class Checkout:
                 self.count("conflict")
                 raise Conflict(f"an earlier checkout of this cart (Idempotency-Key {holder!r}) was paid after all: "
                                f"order {claim['order_id']}; look at your orders and the cart before buying again",
-                               idempotency_key=keys.key, settled_idempotency_key=holder, order_id=claim["order_id"])
+                               settled_idempotency_key=holder, order_id=claim["order_id"])
         self.count("conflict")
         raise Conflict(f"another checkout of this cart is in progress (Idempotency-Key {holder!r}); retry that one "
                        "with its key, or wait for it to finish and look at the cart again",

@@ -99,7 +99,7 @@ class Checkout:
                 self.count("payment_unavailable")
                 raise ApiError(f"an earlier attempt with this Idempotency-Key did not learn whether payment charged, "
                                f"and payment still cannot be asked ({settled}); the cart is unchanged: retry in a "
-                               "moment", 503, idempotency_key=idempotency_key)
+                               "moment", 503, upstream="payment", idempotency_key=idempotency_key)
             if waited:  # within this request's budget: the shopper retries to check out the cart as it is now
                 self.count("conflict")
                 raise Conflict("the attempt with this Idempotency-Key that was running charged nothing; retry to "
@@ -223,7 +223,7 @@ class Checkout:
         if verdict == "approved":
             return self.complete(keys, token, claim, charge)
         headers = {"X-Payment-Version": version} if version else {}
-        body = {"idempotency_key": keys.key, "payment_version": version, **details}
+        body = {"upstream": "payment", "idempotency_key": keys.key, "payment_version": version, **details}
         self.count("payment_timeout" if status == 504 else "payment_unavailable")
         if verdict == "cancelled":
             self.store.release(keys, token)

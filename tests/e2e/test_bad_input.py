@@ -223,3 +223,12 @@ def test_made_up_methods_do_not_create_metric_series(stack):
         assert requests.request(method, stack.urls["api-gateway"] + "/api/products", timeout=5).status_code == 405
     text = requests.get(stack.urls["api-gateway"] + "/metrics", timeout=5).text
     assert 'method="FOO1"' not in text and 'method="other"' in text
+
+
+@pytest.mark.parametrize("line,expected", [("GET /health HTTP/9.9", 505), (f"GET /{'a' * 70000} HTTP/1.1", 414),
+                                           ("BREW /health HTTP/1.1", 405), ("GET /admin/nothing HTTP/1.1", 404)])
+def test_what_the_admin_port_refuses_is_json_too(stack, line, expected):
+    port = int(admin_url(stack, "cart").rsplit(":", 1)[1])
+    status, fields, payload = raw_request(port, line)
+    assert status == expected, (line[:40], status, payload[:200])
+    assert fields["content-type"].startswith("application/json") and json.loads(payload)["error"]

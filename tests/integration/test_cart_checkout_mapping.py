@@ -1,5 +1,7 @@
 """How cart answers each kind of payment answer: a real cart (gunicorn) and Redis, payment played by a real HTTP
 server that answers what the test needs."""
+import contextlib
+
 import pytest
 import requests
 
@@ -111,9 +113,16 @@ class ScriptedPayment:
         return 200, json.dumps({"status": "cancelled", "idempotency_key": key, "version": "v1"}).encode()
 
 
-def cart_with(redis_server, tmp_path, payment):
-    return LoneService("cart", {"CATALOG_URL": payment["catalog"], "PAYMENT_URL": payment["url"],
-                                "REDIS_URL": redis_server.url, "PAYMENT_TIMEOUT_S": "0.5"}, tmp_path)
+@contextlib.contextmanager
+def cart_with_scripted_payment(redis_server, tmp_path, user: str, quantity: int):
+    """A real cart (payment waits 0.5 s) in front of a ScriptedPayment, `user`'s cart holding `quantity` shoes."""
+    script = ScriptedPayment()
+    with FakeUpstream(by_path=CATALOG) as catalog, FakeUpstream(respond=script) as payment, \
+            LoneService("cart", {"CATALOG_URL": catalog.url, "PAYMENT_URL": payment.url, "REDIS_URL": redis_server.url,
+                                 "PAYMENT_TIMEOUT_S": "0.5"}, tmp_path) as cart:
+        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
+        requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": quantity}, timeout=5)
+        yield cart, payment, script
 
 
 def charges(payment: FakeUpstream) -> list[str]:
@@ -123,12 +132,8 @@ def charges(payment: FakeUpstream) -> list[str]:
 def test_an_unsettled_checkout_blocks_other_keys_until_its_retry_settles_it(redis_server, tmp_path):
     """Payment did not answer in time and the cancel could not reach it: nobody knows whether it charged. Another
     key is refused, naming the key in flight; the retry of that key finds the approval and stores the order."""
-    script = ScriptedPayment()
     user = "unsettled"
-    with FakeUpstream(by_path=CATALOG) as catalog, FakeUpstream(respond=script) as payment, \
-            cart_with(redis_server, tmp_path, {"catalog": catalog.url, "url": payment.url}) as cart:
-        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
-        requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 2}, timeout=5)
+    with cart_with_scripted_payment(redis_server, tmp_path, user, 2) as (cart, payment, script):
         first = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "key-a"}, timeout=10)
         assert first.status_code == 504 and "not known" in first.json()["error"], first.text
         other = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "key-b"}, timeout=10)
@@ -146,12 +151,8 @@ def test_an_unsettled_checkout_blocks_other_keys_until_its_retry_settles_it(redi
 
 
 def test_a_cancelled_attempt_frees_the_key_for_a_new_charge_of_the_cart_as_it_is(redis_server, tmp_path):
-    script = ScriptedPayment()
     user = "cancelled"
-    with FakeUpstream(by_path=CATALOG) as catalog, FakeUpstream(respond=script) as payment, \
-            cart_with(redis_server, tmp_path, {"catalog": catalog.url, "url": payment.url}) as cart:
-        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
-        requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 1}, timeout=5)
+    with cart_with_scripted_payment(redis_server, tmp_path, user, 1) as (cart, payment, script):
         script.cancel = "cancelled"
         first = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "key-c"}, timeout=10)
         assert first.status_code == 504 and "nothing was charged" in first.json()["error"], first.text

@@ -167,3 +167,14 @@ def test_non_finite_fault_values_are_refused_even_past_the_json_parser(tmp_path)
     for value in (float("nan"), float("inf"), -float("inf")):
         with pytest.raises(BadRequest, match="finite"):
             store.update({"delay_ms": value})
+
+
+def test_the_admin_listener_binds_every_interface_for_the_kubelet_istio_and_port_forwards():
+    from devstack.stack import free_ports
+    from shopkit.admin_server import open_listener
+
+    listener = open_listener(free_ports(1)[0])
+    try:
+        assert listener.getsockname()[0] == "0.0.0.0" and listener.get_inheritable()
+    finally:
+        listener.close()

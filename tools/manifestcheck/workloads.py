@@ -108,26 +108,20 @@ def listen_ports(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]
         problems.append(pod.doc.problem(f"container {name}: prometheus.io/port {annotation} is not its listen port {listen}"))
     http = named_port(container, LISTEN_PORTS["PORT"])
     if http is not None:
-        for svc in tree.of_kind("Service"):
-            if svc.namespace and pod.doc.namespace and svc.namespace != pod.doc.namespace:
-                continue
-            if not matches(as_dict(svc.spec.get("selector")), pod.labels):
-                continue
-            for port in as_list(svc.spec.get("ports")):
-                port = as_dict(port)
-                target = resolve(container, port.get("targetPort", port.get("port")))
-                if port.get("name") == "http" and target != http:
-                    written = port.get("targetPort", port.get("port"))
-                    resolved = "" if written == target else f" (= {target})"
-                    problems.append(svc.problem(
-                        f"port http: targetPort {written!r}{resolved} but container {name} of "
-                        f"{pod.doc.kind}/{pod.doc.name} listens on {http} (PORT, port http)"))
+        for svc, port in service_ports_of(tree, pod):
+            target = resolve(container, port.get("targetPort", port.get("port")))
+            if port.get("name") == "http" and target != http:
+                written = port.get("targetPort", port.get("port"))
+                resolved = "" if written == target else f" (= {target})"
+                problems.append(svc.problem(
+                    f"port http: targetPort {written!r}{resolved} but container {name} of "
+                    f"{pod.doc.kind}/{pod.doc.name} listens on {http} (PORT, port http)"))
     return problems
 
 
 def admin_port(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]:
     """A shopkit service (it has PORT) serves its probes on its admin port, and no Service exposes that port: the
-    admin port is reached by the kubelet and by kubectl port-forward only (docs/architecture.md, "Admin port")."""
+    admin port is reached by the kubelet and by kubectl port-forward only (docs/architecture.md, "Endpoints")."""
     if "PORT" not in literal_env(container):
         return []
     name = container.get("name")
@@ -142,18 +136,22 @@ def admin_port(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]:
             problems.append(pod.doc.problem(
                 f"container {name}: {probe_name} on port {dig(probe, 'httpGet', 'port')!r}, not the admin port "
                 f"{admin} ({ADMIN_PORT_NAME!r}): on the business port, requests held up by a delay fault starve it"))
+    for svc, port in service_ports_of(tree, pod):
+        if resolve(container, port.get("targetPort", port.get("port"))) == admin:
+            problems.append(svc.problem(
+                f"port {port.get('name')!r} sends to the admin port {admin} of {pod.doc.kind}/{pod.doc.name}: "
+                "/admin/faults must not be reachable through a Service (use kubectl port-forward)"))
+    return problems
+
+
+def service_ports_of(tree: Tree, pod: PodTemplate):
+    """(Service, port) for every port of every Service in the pod's namespace that selects the pod."""
     for svc in tree.of_kind("Service"):
         if svc.namespace and pod.doc.namespace and svc.namespace != pod.doc.namespace:
             continue
-        if not matches(as_dict(svc.spec.get("selector")), pod.labels):
-            continue
-        for port in as_list(svc.spec.get("ports")):
-            port = as_dict(port)
-            if resolve(container, port.get("targetPort", port.get("port"))) == admin:
-                problems.append(svc.problem(
-                    f"port {port.get('name')!r} sends to the admin port {admin} of {pod.doc.kind}/{pod.doc.name}: "
-                    "/admin/faults must not be reachable through a Service (use kubectl port-forward)"))
-    return problems
+        if matches(as_dict(svc.spec.get("selector")), pod.labels):
+            for port in as_list(svc.spec.get("ports")):
+                yield svc, as_dict(port)
 
 
 def service_urls(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]:

@@ -91,9 +91,9 @@ def create_app():
         # The edge names every checkout attempt, so each hop after it sees one stable key. Every answer carries it,
         # errors too (shopkit.app adds the header, the body gets it here), so a client that sent none can repeat
         # the attempt safely.
-        check_id(user_id, "user_id")
         key = request.headers.get("Idempotency-Key")
         g.idempotency_key = str(uuid.uuid4()) if key is None else check_idempotency_key(key)
+        check_id(user_id, "user_id")
         try:
             return relay("cart", f"/cart/{user_id}/checkout", read_timeout_s=checkout_timeout_s,
                          headers={"Idempotency-Key": g.idempotency_key})

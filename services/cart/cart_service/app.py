@@ -102,10 +102,10 @@ def create_app():
 
     @app.post("/cart/<user_id>/checkout")
     def do_checkout(user_id: str):
-        check_id(user_id, "user_id")
         key = request.headers.get("Idempotency-Key")
         # No key: this request cannot be safely repeated, but it still works (and its answers name the key made).
         g.idempotency_key = str(uuid.uuid4()) if key is None else check_idempotency_key(key)
+        check_id(user_id, "user_id")
         result = checkout.run(user_id, g.idempotency_key)
         return jsonify(result.body), result.status, result.headers
 

@@ -134,7 +134,11 @@ def create_app():
                             "injected": True, "fault": "decline", "charged": False, "version": version,
                             "order_id": order_id}), 402
         approved = approval(version, order_id, user_id, amount, currency)
-        outcome = ledger.approve(key, token, approved)
+        try:
+            outcome = ledger.approve(key, token, approved)
+        except redis.RedisError as exc:  # the script may have run before the answer was lost: the caller must ask
+            raise ApiError(f"payment ledger (Redis) did not confirm the approval ({type(exc).__name__}); whether it "
+                           "charged is not known: ask with POST /payments/<key>/cancel", 503, version=version) from None
         if outcome == "cancelled":
             raise not_charged("this Idempotency-Key was cancelled while the payment was running; nothing was charged")
         if outcome != "approved":

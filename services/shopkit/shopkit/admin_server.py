@@ -42,6 +42,10 @@ class JsonErrorHandler(WSGIRequestHandler):
     def send_error(self, code, message=None, explain=None):
         body = json.dumps({"error": f"{message or self.responses.get(code, ('',))[0]} (HTTP {code})"}).encode()
         self.close_connection = True
+        # The stdlib leaves the status line out while it still takes the request for HTTP/0.9 (a version it could
+        # not parse): nobody speaks 0.9 any more, so answer with a status line and headers.
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = self.protocol_version
         try:
             self.send_response_only(code)
             self.send_header("Content-Type", "application/json")

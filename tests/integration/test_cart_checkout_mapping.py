@@ -163,3 +163,19 @@ def test_a_cancelled_attempt_frees_the_key_for_a_new_charge_of_the_cart_as_it_is
         keys = [headers["idempotency-key"] for headers, (method, path, _) in zip(payment.requests, payment.calls)
                 if (method, path) == ("POST", "/payments")]
         assert len(keys) == 2 and keys[0] != keys[1], "a new attempt is a new charge under a new payment key"
+
+
+def test_another_key_settles_an_unsettled_checkout_that_charged_nothing_and_buys(redis_server, tmp_path):
+    """The first attempt's outcome was unknown; by the time a second key arrives payment can be asked again and says
+    it never charged: the second key settles the first (cancelled) and buys the cart, with one charge in all."""
+    user = "settled-by-other"
+    with cart_with_scripted_payment(redis_server, tmp_path, user, 3) as (cart, payment, script):
+        first = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "key-d"}, timeout=10)
+        assert first.status_code == 504 and "not known" in first.json()["error"], first.text
+        script.cancel, script.charge = "cancelled", "approve"
+        second = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "key-e"}, timeout=10)
+        assert second.status_code == 201 and second.json()["total"] == "30.00", second.text
+        cancels = [path for method, path, _ in payment.calls if path.endswith("/cancel")]
+        assert len(cancels) == 2 and cancels[0] == cancels[1], "the first attempt's charge was asked about twice"
+        assert len(charges(payment)) == 2, "the first attempt (never approved) and the second"
+        assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 0

@@ -119,24 +119,28 @@ class Checkout:
         order_id = f"ord_{secrets.token_hex(10)}"
         fields = {"order_id": order_id, "items": json.dumps(items), "total": str(total), "currency": self.currency,
                   "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        outcome, holder = self.store.open_claim(keys, token, self.lease_s, self.retention_s, fields)
-        if outcome == "claim":
-            return None
-        if outcome == "lock":
-            return self.other_checkout_in_flight(keys, token, holder)
-        return self.charge(keys, token, {**fields, "items": items})
+        while True:
+            outcome, holder = self.store.open_claim(keys, token, self.lease_s, self.retention_s, fields)
+            if outcome == "opened":
+                return self.charge(keys, token, {**fields, "items": items})
+            if outcome == "claim":
+                return None
+            # Another checkout of this cart holds the lock: refused, unless it turns out to be over. Then the cart is
+            # free, and the prices just taken still stand (no second pricing: the request's budget has room for one).
+            self.other_checkout_in_flight(keys, token, holder)
 
-    def other_checkout_in_flight(self, keys: CheckoutKeys, token: str, holder: str) -> CheckoutResult | None:
-        """The cart's lock names another key. Refused while that checkout runs or cannot be settled."""
+    def other_checkout_in_flight(self, keys: CheckoutKeys, token: str, holder: str) -> None:
+        """The cart's lock names another key: a 409 while that checkout runs or cannot be settled; returns when it
+        turns out to be over (a lock left behind, or an attempt that charged nothing), and the lock is gone."""
         other = CheckoutKeys(keys.user_id, holder)
         claim, lease = self.store.read_claim(other)
         if claim is None or claim["state"] == "paid":  # a lock left behind: its checkout is over
             self.store.clear_stale_lock(keys.user_id, holder)
-            return None
+            return
         if lease is None and self.store.take_over(other, token, self.lease_s):
             verdict, _ = self.settle(other, token, claim)
             if verdict == "free":
-                return None  # the other attempt charged nothing: the cart is free, try again
+                return  # the other attempt charged nothing
             if verdict == "paid":
                 self.count("conflict")
                 raise Conflict(f"an earlier checkout of this cart (Idempotency-Key {holder!r}) was paid after all: "

@@ -38,13 +38,13 @@ def local(url: str) -> str:
 def print_urls(stack: Stack, args: argparse.Namespace) -> None:
     gateway = local(stack.urls["api-gateway"])
     print(f"\nReady. Faults {'OFF' if args.no_faults else 'ON (seed defaults)'}; cart -> payment {args.payment_version}.")
-    print(f"  {'service':<13} {'business port':<24} admin port (/admin/faults, /health, /ready, /metrics)")
+    print(f"  {'service':<15} {'business port':<24} admin port (/admin/faults, /health, /ready, /metrics)")
     for name, url in stack.urls.items():
-        print(f"  {name:<13} {local(url):<24} {local(stack.admin_urls[name])}")
+        print(f"  {name:<15} {local(url):<24} {local(stack.admin_urls[name])}")
     for name, url in (("redis", stack.redis_url), ("payment-ledger", stack.ledger_url)):
-        print(f"  {name:<13} {local(url)} (append-only file in {stack.data_dir / name})")
+        print(f"  {name:<15} {local(url)} (append-only file in {stack.data_dir / name})")
     if args.load:
-        print(f"  {'loadgen':<13} http://localhost:{stack.ports['loadgen']}/metrics")
+        print(f"  {'loadgen':<15} http://localhost:{stack.ports['loadgen']}/metrics")
     catalog = local(stack.admin_urls["catalog"])
     payment = local(stack.admin_urls[f"payment-{args.payment_version}"])
     print(f"""

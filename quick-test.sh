@@ -10,6 +10,7 @@ ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "${ROOT_DIR}/scripts/lib/common.sh"
 
 DEFAULT_LOCAL_URL="http://localhost:5000"
+DEFAULT_INVENTORY="${ROOT_DIR}/.local/mesh/inventory.json"
 GATEWAY_SERVICE="api-gateway"
 GATEWAY_PORT=5000
 PORT_FORWARD_WAIT_S=20
@@ -25,7 +26,10 @@ throwaway curl pod is refused by payment), mTLS, and Prometheus targets. Prints 
 and the measured figures; exits 1 when any check FAILs.
 
 Modes:
-  (default)              the local stack (./run-local.sh) at ${DEFAULT_LOCAL_URL}
+  (default)              the local stack (./run-local.sh) at ${DEFAULT_LOCAL_URL}; when the local mesh
+                         (./run-local.sh --mesh istio) is running, found from its inventory, every mesh check too
+  --local-mesh           the local mesh, from ${DEFAULT_INVENTORY#"${ROOT_DIR}/"} (fails when it is not running)
+  --inventory FILE       the local mesh of another --data-dir (its mesh/inventory.json); implies --local-mesh
   --cluster              the cluster of the current kubectl context, namespace ${APP_NAMESPACE}; the mesh is detected
                          from the namespace (label istio-injection / annotation linkerd.io/inject)
   --mesh istio|linkerd   the cluster, with this mesh (no detection)
@@ -49,6 +53,7 @@ EOF
 }
 
 MODE="local"
+LOCAL_MESH=""
 MESH=""
 URL=""
 PROMETHEUS_URL=""
@@ -90,6 +95,12 @@ parse_args() {
         shift
         ;;
       --json) PY_ARGS+=(--json) ;;
+      --local-mesh) LOCAL_MESH="$DEFAULT_INVENTORY" ;;
+      --inventory)
+        [[ -n "${2:-}" ]] || die "--inventory needs a file (a local mesh's mesh/inventory.json)" 2
+        LOCAL_MESH="$2"
+        shift
+        ;;
       *) parse_common_flag "$1" || die "unknown option: $1 (see --help)" 2 ;;
     esac
     shift
@@ -258,6 +269,14 @@ prepare_cluster() {
   say "Prometheus: ${PROMETHEUS_URL:-none found}${MESH_PROMETHEUS_URL:+, mesh metrics: ${MESH_PROMETHEUS_URL}}"
 }
 
+# local_mesh_running: the default inventory exists and its ingress answers (a stale one does not count).
+local_mesh_running() {
+  local ingress
+  [[ -f "$DEFAULT_INVENTORY" ]] || return 1
+  ingress="$(json_get 'd["ingress"]["url"]' <"$DEFAULT_INVENTORY")"
+  [[ -n "$ingress" ]] && curl -fsS -m 2 -o /dev/null "${ingress}/health" 2>/dev/null
+}
+
 main() {
   parse_args "$@"
   require_cmd python3 "install Python 3 (apt-get install python3 / brew install python)"
@@ -271,6 +290,11 @@ main() {
     say_step "quick-test: cluster, namespace ${APP_NAMESPACE}"
     prepare_cluster
     PY_ARGS+=(--mode cluster --mesh "$MESH" --namespace "$APP_NAMESPACE" --access "$ACCESS")
+  elif [[ -n "$LOCAL_MESH" ]] || { [[ -z "$URL" ]] && local_mesh_running; }; then
+    LOCAL_MESH="${LOCAL_MESH:-$DEFAULT_INVENTORY}"
+    say_step "quick-test: local mesh, from ${LOCAL_MESH}"
+    URL="${URL:-$DEFAULT_LOCAL_URL}"
+    PY_ARGS+=(--mode local --local-mesh "$LOCAL_MESH")
   else
     URL="${URL:-$DEFAULT_LOCAL_URL}"
     say_step "quick-test: local stack at ${URL}"

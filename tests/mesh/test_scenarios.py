@@ -11,7 +11,6 @@ import requests
 
 from devstack.mesh import probe
 from tests.mesh.test_traffic import versions_seen
-from tests.support import metric_value
 
 CATALOG = "outbound|5001||catalog-service.e-commerce.svc.cluster.local"
 DELIVERY_LIMIT_S = 2.0
@@ -51,9 +50,9 @@ def test_delete_removes_the_virtual_service_like_kubectl_delete(mesh, scenario):
     assert 0.24 <= share <= 0.43, share
 
 
-def test_fault_injection_for_one_user(mesh, scenario):
+def test_fault_injection_for_one_user(mesh, inventory, scenario):
     """x-user: fault-demo: catalog reads wait 2 s (delay, DI), payment calls get 503 from the client sidecar
-    (abort, FI) without reaching payment; other users are untouched."""
+    (abort, FI) without reaching payment, the charge and cart's cancel alike; other users are untouched."""
     scenario("istio/scenarios/fault-injection.yaml")
     started = time.monotonic()
     assert requests.get(mesh.gateway_url + "/api/products", headers={"x-user": "fault-demo"}, timeout=10).ok
@@ -63,15 +62,15 @@ def test_fault_injection_for_one_user(mesh, scenario):
     assert time.monotonic() - started < 1.0
 
     def payments() -> float:
-        return sum(metric_value(requests.get(mesh.urls[i.name] + "/metrics", timeout=5).text, "http_requests_total",
-                                method="POST", route="/payments") for i in mesh.of_app("payment-service"))
+        return sum(probe.requests_served(inventory, "payment-service", "POST", route)
+                   for route in ("/payments", "/payments/<key>/cancel"))
 
     before = payments()
     user = f"fault-demo-{int(time.time())}"
     headers = {"x-user": "fault-demo"}
     assert requests.post(f"{mesh.gateway_url}/api/cart/{user}/add", json={"product_id": "3", "quantity": 1},
                          headers=headers, timeout=10).ok
-    checkout = requests.post(f"{mesh.gateway_url}/api/cart/{user}/checkout", headers=headers, timeout=15)
+    checkout = requests.post(f"{mesh.gateway_url}/api/cart/{user}/checkout", headers=headers, timeout=30)
     assert checkout.status_code == 503 and "fault filter abort" in checkout.json()["error"]
     assert requests.get(f"{mesh.gateway_url}/api/cart/{user}", timeout=10).json()["item_count"] == 1
     assert payments() == before

@@ -3,8 +3,10 @@ TLS with one identity's certificate from the local CA (or plaintext, as an unmes
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import requests
 
 from devstack.mesh import probe
 
@@ -34,6 +36,24 @@ def test_admin_paths_are_refused_even_to_allowed_callers(inventory):
     assert probe.call_as(inventory, "e-commerce/api-gateway", "catalog-service-1", "GET", "/products").status == 200
 
 
+def test_the_admin_port_is_reached_directly_and_through_no_proxy(mesh, inventory):
+    """issue 9's admin port, here as in a pod: each app answers /admin/faults on its admin port, reached directly
+    (like `kubectl port-forward`), and 404 on its business port; no listener of any proxy is bound to an admin
+    port and no cluster of any proxy sends to one, so no route of the mesh can lead there."""
+    apps = [w for w in inventory.workloads() if w["service"] != "loadgen" and w["app_admin"]]
+    assert {w["service"] for w in apps} == {"api-gateway", "cart-service", "catalog-service", "notification-service",
+                                            "payment-service"}
+    admin_ports = set()
+    for entry in apps:
+        assert "error_rate" in requests.get(entry["app_admin"] + "/admin/faults", timeout=5).json()
+        assert requests.get(f"http://{entry['app']}/admin/faults", timeout=5).status_code == 404
+        admin_ports.add(int(entry["app_admin"].rsplit(":", 1)[1]))
+    for folder in mesh.layout.proxies_dir.iterdir():
+        delivered = "".join((folder / name).read_text() for name in ("lds.json", "cds.json"))
+        used = {int(port) for port in re.findall(r'"port_value": (\d+)', delivered)}
+        assert not used & admin_ports, (folder.name, used & admin_ports)
+
+
 def test_plaintext_to_a_strict_inbound_gets_no_http_answer(inventory):
     answer = probe.call_as(inventory, None, "payment-service-v1-1", "GET", "/health")
     assert answer.status is None and answer.error, answer
@@ -55,28 +75,49 @@ def test_the_app_sees_who_called_it(inventory, mesh):
     assert logged[0]["peer_identity"] == "spiffe://cluster.local/ns/e-commerce/sa/cart-service"
 
 
-def test_redis_accepts_only_cart(inventory):
-    """A TCP port: only the port and the caller can be matched. Cart's identity gets Redis' answer; another
-    identity's connection is closed by the network RBAC filter before Redis sees a byte."""
+def redis_ping(inventory, account: str, workload: str) -> bytes:
+    """PING over mTLS with `account`'s certificate, straight to a Redis sidecar's inbound listener: what that
+    account's sidecar would send if its app called this Redis."""
     import socket
     import ssl
 
-    def ping(account: str) -> bytes:
-        identity = inventory.identity(account)
-        context = ssl.create_default_context(cafile=inventory.root_certificate)
-        context.check_hostname = False
-        context.load_cert_chain(identity["certificate"], identity["key"])
-        host, port = inventory.workload("redis-1")["sidecar_inbound"].split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as raw:
-            with context.wrap_socket(raw) as tls:
-                tls.sendall(b"PING\r\n")
-                try:
-                    return tls.recv(64)
-                except (ConnectionError, ssl.SSLError):
-                    return b""
+    identity = inventory.identity(account)
+    context = ssl.create_default_context(cafile=inventory.root_certificate)
+    context.check_hostname = False
+    context.load_cert_chain(identity["certificate"], identity["key"])
+    host, port = inventory.workload(workload)["sidecar_inbound"].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            tls.sendall(b"PING\r\n")
+            try:
+                return tls.recv(64)
+            except (ConnectionError, ssl.SSLError):
+                return b""
 
-    assert ping("e-commerce/cart-service").startswith(b"+PONG")
-    assert ping("e-commerce/catalog-service") == b""
+
+@pytest.mark.parametrize("workload, client, others", [
+    ("redis-1", "e-commerce/cart-service", ["e-commerce/payment-service", "e-commerce/catalog-service"]),
+    ("payment-ledger-1", "e-commerce/payment-service", ["e-commerce/cart-service", "e-commerce/api-gateway"]),
+])
+def test_each_redis_accepts_only_its_own_client(inventory, workload, client, others):
+    """README "Who may call whom": cart's Redis is cart's, payment-ledger is payment's. A TCP port: only the port
+    and the caller can be matched. The client's identity gets Redis' answer; another identity's connection is
+    closed by the network RBAC filter before Redis sees a byte (payment cannot reach cart's Redis, cart cannot
+    reach the ledger)."""
+    assert redis_ping(inventory, client, workload).startswith(b"+PONG")
+    for other in others:
+        assert redis_ping(inventory, other, workload) == b"", other
+
+
+def test_each_app_has_an_outbound_listener_only_for_its_own_redis(inventory):
+    """No iptables here: an app reaches only what its sidecar listens for, and the settings name one Redis each."""
+    def neighbours(service: str) -> set[str]:
+        return {o["service"] for w in inventory.workloads(service) for o in w["outbound"]}
+
+    assert "redis" in neighbours("cart-service") and "payment-ledger" not in neighbours("cart-service")
+    assert "payment-ledger" in neighbours("payment-service") and "redis" not in neighbours("payment-service")
+    ledger = inventory.workload("payment-ledger-1")
+    assert ledger["mtls"] == "STRICT" and ledger["sidecar_inbound"].endswith(str(6380 + inventory.data["port_offset"]))
 
 
 def test_identities_are_short_lived_and_issued_by_the_local_ca(inventory):

@@ -171,6 +171,7 @@ class Builder:
 
     def access_log(self, instance: Instance, direction: str) -> list[dict]:
         fields = {"proxy": instance.name, "direction": direction, **ACCESS_LOG_FIELDS}
+        fields["peer_identity"] = f"%DOWNSTREAM_PEER_{self.ca.form.san_type}_SAN%"
         return [{"name": "envoy.access_loggers.file", "typed_config": typed(
             "envoy.extensions.access_loggers.file.v3.FileAccessLog",
             path=str(self.logs_dir / f"{instance.name}.access.log"), log_format={"json_format": fields})}]
@@ -245,7 +246,8 @@ class Builder:
             http_filters=[*rbac_filters(instance, port, self.intent.mesh, http=True), router()],
             access_log=self.access_log(instance, "inbound"),
             # The app can see who called it, as behind an Istio sidecar.
-            forward_client_cert_details="APPEND_FORWARD", set_current_client_cert_details={"uri": True},
+            forward_client_cert_details="APPEND_FORWARD",
+            set_current_client_cert_details={self.ca.form.san_type.lower(): True},
             normalize_path=True, **extra)}
 
     def outbound_http_listener(self, instance: Instance, outbound, name: str, files: ProxyFiles) -> dict:

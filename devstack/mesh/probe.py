@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -23,7 +23,8 @@ class Answer:
     status: int | None  # None: no HTTP answer (refused, reset, TLS handshake failed)
     body: bytes
     error: str = ""
-    peer_ids: tuple[str, ...] = ()  # the URI SANs of the server's certificate
+    peer_ids: tuple[str, ...] = ()  # the names of the server's certificate: URI SANs (Istio), DNS SANs (Linkerd)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 class Inventory:
@@ -63,6 +64,19 @@ class Inventory:
         return self.data["ca"]["root_certificate"]
 
 
+def client_context(inventory: Inventory, account: str) -> ssl.SSLContext:
+    """What `account`'s sidecar presents: its certificate (with Linkerd's issuer), trusting the local CA's root."""
+    identity = inventory.identity(account)
+    context = ssl.create_default_context(cafile=inventory.root_certificate)
+    context.check_hostname = False  # the mesh checks identities (SANs), not host names
+    context.load_cert_chain(identity["certificate"], identity["key"])
+    return context
+
+
+def peer_names(sock) -> tuple[str, ...]:
+    return tuple(value for kind, value in sock.getpeercert().get("subjectAltName", ()) if kind in ("URI", "DNS"))
+
+
 def call_as(inventory: Inventory, account: str | None, instance: str, method: str, path: str, body: bytes = b"",
             headers: dict[str, str] | None = None, timeout: float = 5.0) -> Answer:
     """A request to a workload's inbound listener with the certificate of `account`, or plaintext when None."""
@@ -70,24 +84,37 @@ def call_as(inventory: Inventory, account: str | None, instance: str, method: st
     if account is None:
         conn: http.client.HTTPConnection = http.client.HTTPConnection(host, int(port), timeout=timeout)
     else:
-        identity = inventory.identity(account)
-        context = ssl.create_default_context(cafile=inventory.root_certificate)
-        context.check_hostname = False  # the mesh checks SPIFFE ids (URI SANs), not host names
-        context.load_cert_chain(identity["certificate"], identity["key"])
-        conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=timeout)
+        conn = http.client.HTTPSConnection(host, int(port), context=client_context(inventory, account), timeout=timeout)
     peer_ids: tuple[str, ...] = ()
     try:
         conn.connect()
         if account is not None:
-            sans = conn.sock.getpeercert().get("subjectAltName", ())
-            peer_ids = tuple(value for kind, value in sans if kind == "URI")
+            peer_ids = peer_names(conn.sock)
         conn.request(method, path, body=body or None, headers={"Content-Type": "application/json", **(headers or {})})
         response = conn.getresponse()
-        return Answer(response.status, response.read(), peer_ids=peer_ids)
+        return Answer(response.status, response.read(), peer_ids=peer_ids,
+                      headers={k.lower(): v for k, v in response.getheaders()})
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         return Answer(None, b"", f"{type(exc).__name__}: {exc}", peer_ids)
     finally:
         conn.close()
+
+
+def tcp_exchange(inventory: Inventory, account: str | None, instance: str, data: bytes = b"PING\r\n",
+                 timeout: float = 5.0) -> bytes:
+    """Bytes sent to a workload's inbound listener over TCP (mTLS as `account`, or plaintext when None) and the
+    first answer; b"" when the connection is closed or reset without one (the network RBAC filter's refusal)."""
+    host, port = inventory.workload(instance)["sidecar_inbound"].split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+            if account is None:
+                raw.sendall(data)
+                return raw.recv(64)
+            with client_context(inventory, account).wrap_socket(raw) as tls:
+                tls.sendall(data)
+                return tls.recv(64)
+    except (ConnectionError, ssl.SSLError):
+        return b""
 
 
 def text(url: str, timeout: float = 5.0) -> str:
@@ -122,6 +149,17 @@ def stats(admin_url: str, pattern: str = "") -> dict[str, float]:
                 out[name] = float(value)
             except ValueError:
                 continue  # text readouts and histograms
+    return out
+
+
+def ejected_hosts(admin_url: str, cluster: str) -> set[str]:
+    """The endpoints (host:port) of one cluster that outlier detection holds out now (Envoy's /clusters)."""
+    out = set()
+    for line in text(admin_url.rstrip("/") + "/clusters").splitlines():
+        name, _, rest = line.partition("::")
+        host, _, detail = rest.partition("::")
+        if name == cluster and detail.startswith("health_flags::") and "failed_outlier_check" in detail:
+            out.add(host)
     return out
 
 

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = run_checks(args)
     seconds = round(time.monotonic() - started, 1)
     counts = Counter(c.status for c in checks)
-    mesh = "istio (local)" if args.local_mesh else args.mesh if args.mode == "cluster" else "none"
+    local_name = getattr(args, "local_mesh_name", "istio")
+    mesh = f"{local_name} (local)" if args.local_mesh else args.mesh if args.mode == "cluster" else "none"
     if args.json:
         print(json.dumps({
             "mode": args.mode, "url": args.url, "mesh": mesh, "samples": args.samples, "seconds": seconds,
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             "checks": [asdict(c) for c in checks],
         }, indent=2))
     else:
-        where = ("local mesh (Envoy sidecars configured from istio/)" if args.local_mesh else "local stack"
+        where = (f"local mesh ({getattr(args, 'enforced_by', local_name)})" if args.local_mesh else "local stack"
                  if args.mode == "local" else f"cluster namespace {args.namespace}, mesh {mesh}")
         header = f"quick-test: {where}, gateway {args.url} ({args.access}), {args.samples} samples"
         retries = fmt_counter(Counter(args.retries)) or "none"

@@ -1,29 +1,31 @@
-"""The checks that need a mesh, run against the local one (./run-local.sh --mesh istio), found from its inventory.
+"""The checks that need a mesh, run against the local one (./run-local.sh --mesh istio|linkerd), found from its
+inventory. Each mesh is held to what its own files promise (mesh_profile.py): under Linkerd's intents a refused
+caller gets linkerd2-proxy's answer and a sick canary's share moves to v1, under Istio's it fails fast.
 
-Where the cluster checks ask kubectl, istioctl or Prometheus, these ask the proxies themselves: each Envoy's
-admin /stats (Envoy's standard counters stand in for istio_requests_total), the local CA's certificates (a
-request with the `default` identity is what a throwaway pod's sidecar would send), and the apps' admin ports
-(what a port-forward to 8090 reaches: /ready, /metrics, /admin/faults). The standard library only, like the rest
-of quick-test.
+Where the cluster checks ask kubectl, istioctl, linkerd or Prometheus, these ask the proxies themselves: each
+Envoy's admin /stats (Envoy's standard counters stand in for istio_requests_total and Linkerd's response_total),
+the local CA's certificates (a request with the `default` identity is what a throwaway pod's sidecar would
+send), and the apps' admin ports (what a port-forward to 8090 reaches: /ready, /metrics, /admin/faults). The
+standard library only, like the rest of quick-test.
 """
 from __future__ import annotations
 
-import secrets
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from .canary import check_canary
-from .client import Shop, http
-from .results import FAIL, PASS, Check, fmt_counter, progress
-from .shop_checks import check_cart, check_catalog, check_checkout, check_get_success
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from devstack.mesh import probe  # noqa: E402  (standard library only)
 
-PAYMENT = "payment-service.e-commerce.svc.cluster.local"
+from .canary import check_canary  # noqa: E402
+from .client import Shop, http  # noqa: E402
+from .mesh_behaviour import charge_as_cart, check_route_timeout, check_sick_canary  # noqa: E402
+from .mesh_profile import PAYMENT, Profile, profile  # noqa: E402
+from .results import FAIL, PASS, Check, fmt_counter, progress  # noqa: E402
+from .shop_checks import check_cart, check_catalog, check_checkout, check_get_success  # noqa: E402
+
 CATALOG = "outbound|5001||catalog-service.e-commerce.svc.cluster.local"
 CALLER = "cart-service-1"  # payment's one allowed caller: quick-test speaks through its sidecar where it must
 UNAUTHORISED = "e-commerce/default"
@@ -111,52 +113,74 @@ def check_get_retries(shop: Shop, inventory: probe.Inventory, samples: int) -> C
     return check
 
 
+def denied(answer: probe.Answer, mesh: Profile) -> bool:
+    """The refusal of the mesh's own proxy: Istio's body, or linkerd2-proxy's empty one with l5d-proxy-error."""
+    header_ok = mesh.denial_header is None or answer.headers.get(mesh.denial_header[0]) == mesh.denial_header[1]
+    return answer.status == 403 and answer.body == mesh.denial_body and header_ok
+
+
+def denial_text(mesh: Profile) -> str:
+    if mesh.denial_header:
+        return f"403 with {mesh.denial_header[0]}: {mesh.denial_header[1]}"
+    return f"403 '{mesh.denial_body.decode()}'"
+
+
 def check_authorization(inventory: probe.Inventory) -> Check:
     """A caller with the `default` identity (no policy allows it) is refused by payment; cart's identity is not.
     The body is invalid on purpose: if a policy wrongly let a caller through, payment answers 400, charges nothing."""
-    name = "authorization"
+    name, mesh = "authorization", profile(inventory.data)
     refused = probe.call_as(inventory, UNAUTHORISED, "payment-service-v1-1", "POST", "/payments", b'{"order_id": "qt"}')
     allowed = probe.call_as(inventory, ALLOWED, "payment-service-v1-1", "POST", "/payments", b'{"order_id": "qt"}')
     figures = {"default_identity": refused.status, "cart_identity": allowed.status,
-               "default_body": refused.body.decode(errors="replace")[:60]}
-    if refused.status != 403 or refused.body != b"RBAC: access denied":
+               "default_body": refused.body.decode(errors="replace")[:60],
+               "proxy_error": refused.headers.get("l5d-proxy-error")}
+    if not denied(refused, mesh):
         return Check(name, FAIL, f"the default identity got {refused.status or refused.error} from payment, not "
-                                 "403 RBAC: access denied", figures)
+                                 f"{denial_text(mesh)}", figures)
     if allowed.status in (None, 403):
         return Check(name, FAIL, f"cart's identity got {allowed.status or allowed.error} from payment", figures)
-    return Check(name, PASS, f"payment refused spiffe://cluster.local/ns/e-commerce/sa/default with 403 'RBAC: "
-                             f"access denied'; cart's identity got {allowed.status} (payment's own answer)", figures)
+    who = inventory.identity(UNAUTHORISED)["identity"]
+    return Check(name, PASS, f"payment refused {who} with {denial_text(mesh)}; cart's identity got {allowed.status} "
+                             "(payment's own answer)", figures)
 
 
 def check_mtls(inventory: probe.Inventory) -> Check:
-    name = "mTLS"
-    plain = probe.call_as(inventory, None, "payment-service-v1-1", "GET", "/health")
+    """Istio (STRICT): plaintext to payment's sidecar gets no HTTP answer. Linkerd: a plaintext HTTP request is
+    known to be HTTP, so the policy that requires a mesh identity answers it 403, while plaintext to an opaque
+    port (Redis) is refused at the connection (linkerd.io features/server-policy, "Policy rejections")."""
+    name, mesh = "mTLS", profile(inventory.data)
     secured = probe.call_as(inventory, ALLOWED, "payment-service-v1-1", "GET", "/health")
-    expected = "spiffe://cluster.local/ns/e-commerce/sa/payment-service"
-    figures = {"plaintext": plain.status or plain.error, "mtls_status": secured.status, "peer": list(secured.peer_ids)}
-    if plain.status is not None:
-        return Check(name, FAIL, f"plaintext to payment's STRICT inbound got HTTP {plain.status}", figures)
-    if secured.status != 200 or secured.peer_ids != (expected,):
+    figures: dict = {"mtls_status": secured.status, "peer": list(secured.peer_ids)}
+    if mesh.plaintext == "refused":
+        plain = probe.call_as(inventory, None, "payment-service-v1-1", "GET", "/health")
+        figures["plaintext"] = plain.status or plain.error
+        if plain.status is not None:
+            return Check(name, FAIL, f"plaintext to payment's STRICT inbound got HTTP {plain.status}", figures)
+        refusal = f"plaintext to payment's inbound refused ({plain.error.split(':')[0]})"
+    else:
+        plain = probe.call_as(inventory, None, "payment-service-v1-1", "POST", "/payments", b'{"order_id": "qt"}')
+        redis = probe.tcp_exchange(inventory, None, "redis-1")
+        figures.update(plaintext=plain.status or plain.error, plaintext_redis=redis.decode(errors="replace") or "refused")
+        if not denied(plain, mesh):
+            return Check(name, FAIL, f"plaintext POST to payment got {plain.status or plain.error}, not "
+                                     f"{denial_text(mesh)}", figures)
+        if redis:
+            return Check(name, FAIL, f"plaintext to Redis' opaque port was answered: {redis!r}", figures)
+        refusal = (f"plaintext HTTP to payment got {denial_text(mesh)} (no mesh identity), plaintext to Redis' "
+                   "opaque port was refused")
+    if secured.status != 200 or secured.peer_ids != (mesh.identity,):
         return Check(name, FAIL, f"mTLS as cart got {secured.status or secured.error}, peer {secured.peer_ids}", figures)
-    return Check(name, PASS, f"plaintext to payment's inbound refused ({plain.error.split(':')[0]}); over mTLS the "
-                             f"server certificate names {expected}", figures)
-
-
-def charge_as_cart(url: str) -> int | None:
-    """A new charge of 0.01 through cart's sidecar, as cart sends one (a fresh order id as the Idempotency-Key):
-    only a new charge meets payment's faults, so only such a call can make a sick instance fail."""
-    order_id = f"ord_{secrets.token_hex(10)}"
-    return http("POST", url, {"order_id": order_id, "user_id": "qt-ejection", "amount": "0.01", "currency": "USD"},
-                {"Idempotency-Key": order_id}).status
+    return Check(name, PASS, f"{refusal}; over mTLS the server certificate names {mesh.identity}", figures)
 
 
 def check_ejection(inventory: probe.Inventory) -> Check:
     """Makes payment-service-v1-1 sick (on its admin port, like a port-forward), charges through cart's sidecar
-    until Envoy ejects it, then heals it; it stays out of the pool for baseEjectionTime (30 s)."""
-    name = "circuit breaker (ejection)"
+    until Envoy ejects it, then heals it; it stays out of the pool for baseEjectionTime (Istio, 30 s) or the
+    failure-accrual penalty (Linkerd's intents, 10 s and up)."""
+    name, mesh = "circuit breaker (ejection)", profile(inventory.data)
     sick = inventory.workload("payment-service-v1-1")
     admin = inventory.workload(CALLER)["envoy_admin"]
-    cluster = f"outbound|5003|v1|{PAYMENT}"
+    cluster = mesh.v1_cluster
     faults = f"{sick['app_admin']}/admin/faults"
     before = probe.cluster_stat(admin, cluster, "outlier_detection.ejections_enforced_total")
     if not http("PUT", faults, {"sick": True}).ok:
@@ -165,11 +189,11 @@ def check_ejection(inventory: probe.Inventory) -> Check:
     statuses: Counter[str] = Counter()
     try:
         for _ in range(EJECTION_PROBES):
-            statuses[str(charge_as_cart(url))] += 1
+            statuses[str(charge_as_cart(url)[0])] += 1
             if probe.cluster_stat(admin, cluster, "outlier_detection.ejections_active") >= 1:
                 break
         active = probe.cluster_stat(admin, cluster, "outlier_detection.ejections_active")
-        after = Counter(str(charge_as_cart(url)) for _ in range(20))
+        after = Counter(str(charge_as_cart(url)[0]) for _ in range(20))
     finally:
         http("DELETE", faults)
     figures = {"before_ejection": dict(statuses), "after_ejection": dict(after), "ejections_active": active,
@@ -180,8 +204,7 @@ def check_ejection(inventory: probe.Inventory) -> Check:
         return Check(name, FAIL, f"after the ejection the sick instance still answered: {fmt_counter(after)}", figures)
     return Check(name, PASS, f"{sick['instance']} made sick: ejected after {sum(statuses.values())} calls "
                              f"({fmt_counter(statuses)}); outlier_detection.ejections_active = {active:g}; the next 20 "
-                             f"calls never reached it ({fmt_counter(after)}); healed, it returns after baseEjectionTime (30 s, "
-                             "longer after each repeated ejection)",
+                             f"calls never reached it ({fmt_counter(after)}); healed, it returns after {mesh.ejection}",
                  figures)
 
 
@@ -197,7 +220,8 @@ def check_metrics(inventory: probe.Inventory) -> Check:
     if missing:
         return Check("metrics", FAIL, "not served: " + ", ".join(missing))
     return Check("metrics", PASS, f"{len(entries)} workloads: the apps' /metrics and the sidecars' /stats/prometheus answer "
-                                  "(Envoy's standard stats stand in for Istio's istio_requests_total)",
+                                  "(Envoy's standard stats stand in for Istio's istio_requests_total and Linkerd's "
+                                  "response_total)",
                  {"instances": len(entries)})
 
 
@@ -237,7 +261,9 @@ def run_local_mesh_checks(inventory: probe.Inventory, samples: int) -> tuple[lis
         ("GET success with faults", lambda: check_get_retries(shop, inventory, samples)),
         ("authorization", lambda: check_authorization(inventory)),
         ("mTLS", lambda: check_mtls(inventory)),
+        ("route timeout", lambda: check_route_timeout(shop, inventory)),
         ("circuit breaker (ejection)", lambda: check_ejection(inventory)),
+        ("sick canary's share", lambda: check_sick_canary(inventory, wait_for_earlier_ejections)),
         ("metrics", lambda: check_metrics(inventory)),
     ]
     for name, step in steps:

@@ -116,10 +116,12 @@ def run_local_mesh(args: argparse.Namespace) -> list[Check]:
         return [Check("local mesh", FAIL, f"cannot read the inventory {args.local_mesh} ({err}): start the mesh with "
                                           "./run-local.sh --mesh istio")]
     args.url, args.access = inventory.gateway_url, f"the ingress Envoy of the local mesh ({args.local_mesh})"
+    args.local_mesh_name = inventory.data.get("mesh", "istio")
+    args.enforced_by = inventory.data.get("enforced_by", "Envoy sidecars configured from istio/")
     if not gateway_reachable(inventory):
         args.retries, args.total_retries = {}, 0
         return [Check("local mesh", FAIL, f"the ingress at {inventory.gateway_url} does not answer: is "
-                                          "./run-local.sh --mesh istio running?")]
+                                          f"./run-local.sh --mesh {args.local_mesh_name} running?")]
     checks, shop = run_local_mesh_checks(inventory, args.samples)
     args.retries = dict(shop.retries)
     args.total_retries = sum(shop.retries.values())

@@ -78,21 +78,7 @@ def test_the_app_sees_who_called_it(inventory, mesh):
 def redis_ping(inventory, account: str, workload: str) -> bytes:
     """PING over mTLS with `account`'s certificate, straight to a Redis sidecar's inbound listener: what that
     account's sidecar would send if its app called this Redis."""
-    import socket
-    import ssl
-
-    identity = inventory.identity(account)
-    context = ssl.create_default_context(cafile=inventory.root_certificate)
-    context.check_hostname = False
-    context.load_cert_chain(identity["certificate"], identity["key"])
-    host, port = inventory.workload(workload)["sidecar_inbound"].split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"PING\r\n")
-            try:
-                return tls.recv(64)
-            except (ConnectionError, ssl.SSLError):
-                return b""
+    return probe.tcp_exchange(inventory, account, workload)
 
 
 @pytest.mark.parametrize("workload, client, others", [

@@ -17,7 +17,7 @@ PORT_FORWARD_WAIT_S=20
 
 usage() {
   cat <<EOF
-Usage: ./quick-test.sh [--cluster | --mesh istio|linkerd] [options]
+Usage: ./quick-test.sh [--cluster | --mesh istio|linkerd | --compare] [options]
 
 Checks that the shop works and shows what the mesh does: every service healthy, the catalog through the gateway,
 cart add/read/remove, a checkout repeated with the same Idempotency-Key after a decline or timeout (and nothing
@@ -33,6 +33,9 @@ Modes:
   --cluster              the cluster of the current kubectl context, namespace ${APP_NAMESPACE}; the mesh is detected
                          from the namespace (label istio-injection / annotation linkerd.io/inject)
   --mesh istio|linkerd   the cluster, with this mesh (no detection)
+  --compare              the side by side: starts each local mesh in turn (./run-local.sh --mesh istio, then
+                         --mesh linkerd; Envoy enforces Linkerd's intents, not linkerd2-proxy), runs these checks
+                         against both and prints one table, a row per behaviour (docs/mesh-comparison.md)
 
 Options:
   --url URL              the gateway's URL (local default ${DEFAULT_LOCAL_URL}; in a cluster it replaces the
@@ -43,12 +46,17 @@ Options:
   -n, --samples N        calls measured by the canary and success-rate checks (default 200)
   --json                 print the results as JSON on stdout (progress goes to stderr)
   --curl-image IMAGE     image of the throwaway authorization pod (default: a pinned curlimages/curl)
+  --port-offset N        --compare: the port offset of the meshes it starts (default 0: stop your own
+                         ./run-local.sh first, or pick another offset)
+  --markdown FILE        --compare: also write the table as Markdown into FILE (between its markers when it has
+                         them: ./quick-test.sh --compare --markdown docs/mesh-comparison.md regenerates that page)
 $(common_usage)
 
 Examples:
   ./quick-test.sh                          # the local stack
   ./quick-test.sh --mesh istio -n 400      # a cluster running Istio, 400 samples
   ./quick-test.sh --cluster --json | jq .summary
+  ./quick-test.sh --compare --port-offset 1000   # both local meshes, one after the other (about 5 minutes)
 EOF
 }
 
@@ -68,6 +76,17 @@ parse_args() {
   while (($#)); do
     case "$1" in
       --cluster) MODE="cluster" ;;
+      --compare) MODE="compare" ;;
+      --port-offset)
+        [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--port-offset needs a whole number, got '${2:-}'" 2
+        PY_ARGS+=(--port-offset "$2")
+        shift
+        ;;
+      --markdown)
+        [[ -n "${2:-}" ]] || die "--markdown needs a file" 2
+        PY_ARGS+=(--markdown "$2")
+        shift
+        ;;
       --mesh)
         [[ "${2:-}" =~ ^(istio|linkerd)$ ]] || die "--mesh takes istio or linkerd, got '${2:-}'" 2
         MODE="cluster"
@@ -286,7 +305,11 @@ main() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  if [[ "$MODE" == cluster ]]; then
+  if [[ "$MODE" == compare ]]; then
+    say_step "quick-test: both local meshes side by side"
+    URL="${URL:-$DEFAULT_LOCAL_URL}"
+    PY_ARGS+=(--mode local --compare)
+  elif [[ "$MODE" == cluster ]]; then
     say_step "quick-test: cluster, namespace ${APP_NAMESPACE}"
     prepare_cluster
     PY_ARGS+=(--mode cluster --mesh "$MESH" --namespace "$APP_NAMESPACE" --access "$ACCESS")

@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--istioctl", default="istioctl")
     parser.add_argument("--linkerd", default="linkerd")
     parser.add_argument("--curl-image", default=CURL_IMAGE)
+    parser.add_argument("--compare", action="store_true",
+                        help="start each local mesh in turn (istio, then linkerd), run the same checks, print one table")
+    parser.add_argument("--port-offset", type=int, default=0, help="--compare: the local meshes' port offset")
+    parser.add_argument("--compare-data-dir", default=None, help="--compare: where the meshes keep logs (.local/compare)")
+    parser.add_argument("--markdown", default=None, metavar="FILE",
+                        help="--compare: also write the table as Markdown (between its markers when FILE has them)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--no-color", action="store_true")
@@ -45,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.url.startswith(("http://", "https://")):
         parser.error(f"--url {args.url} is not an http(s) URL")
 
+    if args.compare:
+        from .compare import main as compare
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        return compare(args)
     if args.dry_run:
         print_plan(args)
         return 0

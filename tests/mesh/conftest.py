@@ -1,4 +1,8 @@
-"""The local mesh on real Envoy, shared by the tests of this folder (one start per test process)."""
+"""The local mesh on real Envoy, shared by the tests of this folder (one start per test process).
+
+Every test that starts or uses a stack runs on one xdist worker per mesh (groups istio-mesh and linkerd-mesh,
+with pytest.ini's --dist loadgroup): each session stack then starts once in the suite, not once per worker,
+and two stacks of one mesh never compete for the two cores. The generator tests start nothing and go anywhere."""
 from __future__ import annotations
 
 import os
@@ -9,6 +13,15 @@ import requests
 from devstack.mesh import probe
 from devstack.mesh.runtime import MeshStack, free_port_offset
 from tests.support import FaultSwitch
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if not path.startswith("tests/mesh/") or path.endswith("test_generator.py"):
+            continue
+        item.add_marker(pytest.mark.xdist_group("linkerd-mesh" if path.startswith("tests/mesh/linkerd/") else
+                                                "istio-mesh"))
 
 
 def offset_for_this_worker() -> int:

@@ -1,6 +1,5 @@
-"""The local mesh under Linkerd's intents (Envoy enforcing kubernetes/ and linkerd/, not linkerd2-proxy), one
-stack per test process, shared by every test of this folder; they all run on one xdist worker (group
-linkerd-mesh), apart from the Istio stack's tests."""
+"""The local mesh under Linkerd's intents (Envoy enforcing kubernetes/ and linkerd/, not linkerd2-proxy): one
+stack for the tests of this folder, which all run on one xdist worker (../conftest.py groups them)."""
 from __future__ import annotations
 
 import pytest
@@ -9,12 +8,6 @@ from devstack.mesh import probe
 from devstack.mesh.runtime import MeshStack
 from tests.mesh.conftest import offset_for_this_worker
 from tests.support import FaultSwitch
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/mesh/linkerd/" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("linkerd-mesh"))
 
 
 @pytest.fixture(scope="session")

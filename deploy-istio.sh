@@ -49,6 +49,7 @@ main() {
 
   log_step "Checking prerequisites"
   require_cluster
+  require_capacity
   use_project_tools
   ensure_istioctl
   preflight_istio

@@ -57,6 +57,7 @@ main() {
 
   log_step "Checking prerequisites"
   require_cluster
+  require_capacity
   use_project_tools
   ensure_linkerd
   preflight_linkerd "$WITH_JAEGER"

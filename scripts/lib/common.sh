@@ -35,7 +35,7 @@ GATEWAY_API_BASE_URL="${GATEWAY_API_BASE_URL:-https://github.com/kubernetes-sigs
 
 APP_NAMESPACE="${APP_NAMESPACE:-e-commerce}"
 TOOLS_BIN="${TOOLS_BIN:-${REPO_ROOT}/.tools/bin}"
-ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
+ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"   # normalised by as_duration below: every CLI takes a Go duration
 KUBECTL_REQUEST_TIMEOUT="${KUBECTL_REQUEST_TIMEOUT:-15s}"
 # The app, a mesh and its add-ons use about 1.5-2 CPUs (docs/kubernetes.md, Footprint): below MIN_CPU_MILLI pods
 # stay Pending; below RECOMMENDED_CPU_MILLI everything is slow.
@@ -71,6 +71,28 @@ log_warn() { printf '%swarning:%s %s\n' "$C_WARN" "$C_ERR_RESET" "$*" >&2; }
 die() {
   printf '%serror:%s %s\n' "$C_ERROR" "$C_ERR_RESET" "$1" >&2
   exit "${2:-1}"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Durations. kubectl (rollout status, delete, wait), linkerd (check --wait) and helm (--timeout) parse their duration
+# flags with Go's time.ParseDuration, which refuses a number without a unit ("300": missing unit) and so would turn a
+# plain --timeout 300 into a failure that looks like a rollout that never became ready.
+# ---------------------------------------------------------------------------------------------------------------
+# as_duration VALUE: VALUE as a Go duration (whole seconds get an "s"), or non-zero for anything else.
+as_duration() {
+  if [[ "$1" =~ ^[0-9]+$ ]]; then
+    printf '%ss\n' "$1"
+  elif [[ "$1" =~ ^([0-9]+(ms|s|m|h))+$ ]]; then
+    printf '%s\n' "$1"
+  else
+    return 1
+  fi
+}
+
+# set_rollout_timeout VALUE WHERE: ROLLOUT_TIMEOUT from a flag or the environment, or stop with one line.
+set_rollout_timeout() {
+  ROLLOUT_TIMEOUT="$(as_duration "$1")" ||
+    die "$2 needs a duration like 300s, 10m or 300 (seconds), got '$1'"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,15 +214,17 @@ kube() {
 }
 
 # require_cluster: kubectl present, a current context (printed, so nobody deploys to the wrong cluster), the API
-# server answering, and enough nodes/CPU. Sets CLUSTER_CONTEXT and CLUSTER_NODES (lines: name, cpu, runtime).
+# server answering, and its nodes. Sets CLUSTER_CONTEXT and CLUSTER_NODES (lines: name, cpu, runtime, kubelet).
+# Capacity is require_capacity's: an uninstall must work on any cluster, however small.
 require_cluster() {
   require_cmd kubectl "$KUBECTL_HINT"
   CLUSTER_CONTEXT="$(kubectl config current-context 2>/dev/null)" ||
     die "kubectl has no current context: create a cluster (kind create cluster, minikube start) or run kubectl config use-context NAME"
   log_info "kubectl context: ${CLUSTER_CONTEXT}"
   local errors node_count cpu_milli
+  set_rollout_timeout "$ROLLOUT_TIMEOUT" ROLLOUT_TIMEOUT
   make_temp_dir errors
-  if ! CLUSTER_NODES="$(kube get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.allocatable.cpu}{"\t"}{.status.nodeInfo.containerRuntimeVersion}{"\n"}{end}' 2>"${errors}/stderr")"; then
+  if ! CLUSTER_NODES="$(kube get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.allocatable.cpu}{"\t"}{.status.nodeInfo.containerRuntimeVersion}{"\t"}{.status.nodeInfo.kubeletVersion}{"\n"}{end}' 2>"${errors}/stderr")"; then
     if grep -qi forbidden "${errors}/stderr"; then
       # Reachable, but this user may not list nodes (common on shared cloud clusters).
       log_warn "you may not list nodes in '${CLUSTER_CONTEXT}': CPU and container runtime not checked"
@@ -213,6 +237,13 @@ require_cluster() {
   node_count="$(printf '%s\n' "$CLUSTER_NODES" | grep -c .)"
   cpu_milli="$(cluster_cpu_milli "$CLUSTER_NODES")"
   log_info "nodes: ${node_count}, allocatable CPU: $((cpu_milli / 1000)).$(((cpu_milli % 1000) / 100))"
+}
+
+# require_capacity: enough allocatable CPU for the app, a mesh and its add-ons (install only; needs require_cluster).
+require_capacity() {
+  local cpu_milli
+  [[ -n "${CLUSTER_NODES:-}" ]] || return 0   # nodes not listable: require_cluster warned already
+  cpu_milli="$(cluster_cpu_milli "$CLUSTER_NODES")"
   if ((cpu_milli < MIN_CPU_MILLI)); then
     die "cluster '${CLUSTER_CONTEXT}' has ${cpu_milli}m allocatable CPU, at least ${MIN_CPU_MILLI}m needed: give the cluster more CPUs"
   fi
@@ -223,8 +254,8 @@ require_cluster() {
 
 # cluster_cpu_milli NODE_LINES: sum of allocatable CPU in millicores ("4" -> 4000, "3500m" -> 3500).
 cluster_cpu_milli() {
-  local total=0 _name cpu _runtime
-  while IFS=$'\t' read -r _name cpu _runtime; do
+  local total=0 _name cpu _rest
+  while IFS=$'\t' read -r _name cpu _rest; do
     [[ -n "$cpu" ]] || continue
     if [[ "$cpu" == *m ]]; then
       total=$((total + ${cpu%m}))
@@ -238,8 +269,8 @@ cluster_cpu_milli() {
 # any_node_runs_docker: true when a node's container runtime is Docker (cri-dockerd); Linkerd's proxy-init then
 # needs root (proxyInit.runAsRoot=true).
 any_node_runs_docker() {
-  local _name _cpu runtime
-  while IFS=$'\t' read -r _name _cpu runtime; do
+  local _name _cpu runtime _kubelet
+  while IFS=$'\t' read -r _name _cpu runtime _kubelet; do
     [[ "$runtime" == docker://* ]] && return 0
   done <<<"${CLUSTER_NODES:-}"
   return 1

@@ -27,9 +27,10 @@ LINKERD_VIZ_NAMESPACE="linkerd-viz"
 LINKERD_JAEGER_NAMESPACE="linkerd-jaeger"
 # Cluster-scoped kinds a Linkerd extension creates (removed by its linkerd.io/extension label).
 LINKERD_EXTENSION_CLUSTER_KINDS="clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,apiservices"
-# Gateway API versions Linkerd 2.18+ documents as compatible (HTTPRoute gateway.networking.k8s.io/v1).
-GATEWAY_API_COMPATIBLE_MIN="v1.1.1"
-GATEWAY_API_COMPATIBLE_MAX="v1.2.1"
+# Gateway API bundles Linkerd 2.20 supports (linkerd docs, features/gateway-api: 1.2.1 - 1.5.1; 1.2.1 recommended,
+# which is what deploy-linkerd.sh installs when none is there).
+GATEWAY_API_COMPATIBLE_MIN="v1.2.1"
+GATEWAY_API_COMPATIBLE_MAX="v1.5.1"
 GATEWAY_API_CRD_PROBE="httproutes.gateway.networking.k8s.io"
 # Marks Gateway API CRDs that deploy-linkerd.sh installed, so uninstall-linkerd.sh removes only those.
 INSTALLED_BY_ANNOTATION="service-mesh-lab.io/installed-by"
@@ -347,8 +348,9 @@ version_at_least() {
 }
 
 # check_gateway_api (read-only, part of the preflight): fine when the Gateway API CRDs are absent or of a version
-# Linkerd supports; stop when another version is installed (replacing it could break whoever installed it).
-# Sets GATEWAY_API_INSTALLED to the compatible version found, or "".
+# Linkerd supports; stop when another version is installed. The CRDs are cluster-wide and someone else's: never
+# replace them here, and never suggest a downgrade (v1.5's safe-upgrades admission policy refuses one, and other
+# users of the cluster may need the newer fields). Sets GATEWAY_API_INSTALLED to the supported version found, or "".
 check_gateway_api() {
   local installed
   GATEWAY_API_INSTALLED=""
@@ -359,7 +361,10 @@ check_gateway_api() {
     GATEWAY_API_INSTALLED="$installed"
     return 0
   fi
-  die "Gateway API CRDs ${installed:-of unknown version} are installed; Linkerd needs ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: replace them (kubectl apply -f ${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml) if nothing else needs them"
+  if [[ -n "$installed" ]] && version_at_least "$installed" "$GATEWAY_API_COMPATIBLE_MAX"; then
+    die "Gateway API ${installed} is installed, newer than Linkerd ${LINKERD_VERSION} supports (${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}): use a Linkerd release that supports it, or another cluster; do not downgrade CRDs others rely on"
+  fi
+  die "Gateway API ${installed:-of unknown version} is installed; Linkerd ${LINKERD_VERSION} supports ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: whoever manages the cluster's Gateway API can upgrade it (see docs/deploy.md, Gateway API), or use another cluster"
 }
 
 # ensure_gateway_api: install the Gateway API standard CRDs unless check_gateway_api found a compatible version, and
@@ -368,7 +373,7 @@ ensure_gateway_api() {
   log_step "Gateway API CRDs (${GATEWAY_API_VERSION})"
   check_gateway_api
   if [[ -n "$GATEWAY_API_INSTALLED" ]]; then
-    log_info "Gateway API ${GATEWAY_API_INSTALLED} already installed and compatible with Linkerd; kept"
+    log_info "Gateway API ${GATEWAY_API_INSTALLED} already installed and supported by Linkerd; kept"
     return 0
   fi
   run_kubectl_url apply "${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml" ||
@@ -567,7 +572,7 @@ Deploy options:
   --registry HOST:PORT   images come from HOST:PORT/<name>:<tag> (what ./build.sh --registry pushed)
   --skip-mesh-install    the cluster already runs this mesh: only apply the app and its mesh configuration
   --skip-quick-test      do not run ./quick-test.sh at the end
-  --timeout DURATION     how long each rollout may take (default 300s)
+  --timeout DURATION     how long each rollout may take: 300s, 10m, or seconds (default 300s)
 USAGE
 }
 
@@ -581,8 +586,7 @@ parse_deploy_flag() {
       DEPLOY_SHIFT=2
       ;;
     --timeout)
-      [[ $# -ge 2 && "$2" =~ ^[0-9]+[smh]?$ ]] || die "--timeout needs a duration like 300s or 10m"
-      ROLLOUT_TIMEOUT="$2"
+      set_rollout_timeout "${2:-}" --timeout
       DEPLOY_SHIFT=2
       ;;
     --skip-mesh-install) SKIP_MESH_INSTALL=1 ;;

@@ -7,6 +7,7 @@ The add-on and Gateway API manifests the scripts would download come from local 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,13 @@ class StandInCluster:
                          "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
                                   "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
                                   "versions": [{"name": "v1", "served": True, "storage": True}]}})
+        if not re.match(r"v(0|1\.[0-4])\.", version):  # v1.5+ ships its safe-upgrades admission policy
+            meta = {"name": fakecluster.SAFE_UPGRADES, "annotations": {"gateway.networking.k8s.io/bundle-version": version,
+                                                                       "gateway.networking.k8s.io/channel": "standard"}}
+            docs += [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                      "metadata": meta, "spec": {"failurePolicy": "Fail"}},
+                     {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                      "metadata": meta, "spec": {"policyName": fakecluster.SAFE_UPGRADES, "validationActions": ["Deny"]}}]
         (folder / "standard-install.yaml").write_text(yaml.safe_dump_all(docs))
         return folder / "standard-install.yaml"
 

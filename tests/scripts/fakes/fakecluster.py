@@ -129,6 +129,10 @@ BUILTIN = {
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], True),
     "APIService": ("apiregistration.k8s.io/v1", "apiservices", ["apiservice"], False),
     "PriorityClass": ("scheduling.k8s.io/v1", "priorityclasses", ["pc", "priorityclass"], False),
+    "ValidatingAdmissionPolicy": ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies",
+                                  ["validatingadmissionpolicy"], False),
+    "ValidatingAdmissionPolicyBinding": ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
+                                         ["validatingadmissionpolicybinding"], False),
 }
 
 
@@ -377,7 +381,8 @@ VALUE_FLAGS = {"-n", "--namespace", "-o", "--output", "-l", "--selector", "-f", 
                "--values", "--version", "--revision", "--cluster-domain", "--from-literal", "--from-file"}
 
 
-def parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def parse(args: list[str], value_flags: set[str] = frozenset()) -> tuple[list[str], dict[str, list[str]]]:
+    """`value_flags`: a tool's own flags that take a value (linkerd's --wait; helm's --wait is a switch)."""
     positional, flags = [], {}
     i = 0
     while i < len(args):
@@ -385,7 +390,7 @@ def parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
         if arg.startswith("-") and arg != "-":
             if "=" in arg and arg.startswith("--"):
                 key, value = arg.split("=", 1)
-            elif arg in VALUE_FLAGS and i + 1 < len(args):
+            elif (arg in VALUE_FLAGS or arg in value_flags) and i + 1 < len(args):
                 key, value = arg, args[i + 1]
                 i += 1
             else:
@@ -407,6 +412,22 @@ def flag(flags: dict, *names: str, default=None):
 def bool_flag(flags: dict, *names: str) -> bool:
     value = flag(flags, *names)
     return value is not None and value != "false"
+
+
+# Go's time.ParseDuration: a number and a unit, repeated ("300s", "1m30s", "1.5h"); "0" alone is allowed. A bare
+# "300" is refused ("missing unit"), which is what kubectl (rollout status, delete, wait), linkerd (check --wait) and
+# helm (--timeout) answer, through cobra/pflag, for a duration flag.
+GO_DURATION = re.compile(r"^[-+]?(?:0|(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
+
+
+def duration_flag(flags: dict, name: str, tool: str) -> str | None:
+    value = flag(flags, name)
+    if value is None or GO_DURATION.match(value):
+        return value
+    reason = (f'time: missing unit in duration "{value}"' if re.match(r"^[-+]?[\d.]+$", value)
+              else f'time: invalid duration "{value}"')
+    prefix = "error" if tool == "kubectl" else "Error"
+    raise Fail(f'{prefix}: invalid argument "{value}" for "{name}" flag: {reason}')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,8 +486,35 @@ def merge_map(old: dict | None, new: dict | None, previously_applied: list[str])
     return result
 
 
+# Gateway API v1.5+ ships this admission policy in standard-install.yaml (kubernetes-sigs/gateway-api v1.5.1,
+# config/crd/standard/gateway.networking.k8s.io_vap_safeupgrades.yaml); its two CEL rules, in Python:
+SAFE_UPGRADES = "safe-upgrades.gateway.networking.k8s.io"
+
+
+def safe_upgrades_denial(state: dict, doc: dict, existing: dict | None) -> str | None:
+    if doc.get("kind") != "CustomResourceDefinition" or doc.get("spec", {}).get("group") != "gateway.networking.k8s.io":
+        return None
+    if not find(state, "ValidatingAdmissionPolicy", SAFE_UPGRADES, None):
+        return None
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    old = ((existing or {}).get("metadata", {}).get("annotations") or {})
+    if (existing is not None and annotations.get("gateway.networking.k8s.io/channel") != "standard"
+            and old.get("gateway.networking.k8s.io/channel") != "experimental"):
+        return ("Installing experimental CRDs on top of standard channel CRDs is prohibited by default. Uninstall "
+                f"ValidatingAdmissionPolicy {SAFE_UPGRADES} to install experimental CRDs on top of standard channel CRDs.")
+    version = annotations.get("gateway.networking.k8s.io/bundle-version")
+    if version is None or re.search(r"v1.[0-4].\d+", version) or re.search("v0", version):
+        return ("Installing CRDs with version before v1.5.0 is prohibited by default. Uninstall "
+                f"ValidatingAdmissionPolicy {SAFE_UPGRADES} to install older versions.")
+    return None
+
+
 def apply_document(state: dict, doc: dict, flags: dict) -> str:
     rtype = type_of_document(state, doc)
+    denial = safe_upgrades_denial(state, doc, find(state, rtype.kind, doc.get("metadata", {}).get("name"), None))
+    if denial:
+        raise Fail(f'The customresourcedefinitions "{doc["metadata"]["name"]}" is invalid: : ValidatingAdmissionPolicy '
+                   f"'{SAFE_UPGRADES}' with binding '{SAFE_UPGRADES}' denied request: {denial}")
     meta = doc.setdefault("metadata", {})
     namespace = namespace_for(rtype, flags, meta.get("namespace"))
     if namespace is not None:
@@ -651,6 +699,7 @@ def kubectl_apply(state: dict, positional: list[str], flags: dict, stdin_text: s
 
 
 def kubectl_delete(state: dict, positional: list[str], flags: dict, stdin_text: str | None) -> int:
+    duration_flag(flags, "--timeout", "kubectl")
     require_cluster(state)
     ignore = bool_flag(flags, "--ignore-not-found")
     errors = []
@@ -724,6 +773,7 @@ def kubectl_label(state: dict, positional: list[str], flags: dict, field: str) -
 
 
 def kubectl_rollout(state: dict, positional: list[str], flags: dict) -> int:
+    duration_flag(flags, "--timeout", "kubectl")
     require_cluster(state)
     action, rest = positional[0], positional[1:]
     for rtype, names in targets(state, rest, flags):
@@ -957,7 +1007,8 @@ def print_yaml(objects: list[dict]) -> None:
 
 
 def linkerd(args: list[str], stdin_text: str | None) -> int:
-    positional, flags = parse(args)
+    positional, flags = parse(args, {"--wait"})
+    duration_flag(flags, "--wait", "linkerd")
     if positional[:1] == ["version"]:
         print(os.environ.get("FAKE_LINKERD_VERSION", LINKERD_VERSION))
         return 0
@@ -1099,6 +1150,7 @@ def kind(args: list[str], stdin_text: str | None) -> int:
 def helm(args: list[str], stdin_text: str | None) -> int:
     state = load_state()
     positional, flags = parse(args)
+    duration_flag(flags, "--timeout", "helm")
     if positional[:2] == ["repo", "add"]:
         state["helm_repos"] = sorted(set(state.get("helm_repos", [])) | {positional[2]})
         save_state(state)

@@ -11,7 +11,7 @@ Usage: ./deploy-linkerd.sh [options]
 
 Deploys the shop on Linkerd ${LINKERD_VERSION} in the current kubectl context, step by step:
   1. checks kubectl, the cluster (its context is printed), nodes and CPU
-  2. installs the linkerd CLI ${LINKERD_VERSION} into .tools/bin when missing (sha256-verified)
+  2. installs the linkerd CLI ${LINKERD_VERSION} into .tools/bin when missing (sha256 from the release API)
   3. read-only preflight, before anything changes: an installed Gateway API must be ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX},
      helm present for --with-jaeger, linkerd check --pre
   4. removes Istio first if it is installed (asks, or --yes); Gateway API ${GATEWAY_API_VERSION} standard CRDs when

@@ -20,17 +20,21 @@ _COMMON_SH_LOADED=1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Version pins and names (one place; see docs/deploy.md and ../shared/mesh-notes.md for why these versions).
+# Version pins and names (one place; docs/deploy.md, "Versions", says why these versions).
 # ---------------------------------------------------------------------------------------------------------------
-ISTIO_VERSION="${ISTIO_VERSION:-1.30.3}"
-ISTIO_RELEASE_BRANCH="release-${ISTIO_VERSION%.*}"
+ISTIO_VERSION="${ISTIO_VERSION:-1.30.4}"   # 1.30.4 fixes the Envoy CVEs of ISTIO-SECURITY-2026-006 that 1.30.3 has
 LINKERD_VERSION="${LINKERD_VERSION:-edge-26.6.3}"   # Linkerd 2.20; the open-source project ships edge releases only
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.2.1}"
 
 # Where the CLIs and add-ons come from. Overridable so tests (and air-gapped mirrors) can serve them locally.
 ISTIO_RELEASE_BASE_URL="${ISTIO_RELEASE_BASE_URL:-https://github.com/istio/istio/releases/download}"
-ISTIO_ADDONS_BASE_URL="${ISTIO_ADDONS_BASE_URL:-https://raw.githubusercontent.com/istio/istio/${ISTIO_RELEASE_BRANCH}/samples/addons}"
+# The add-ons of the pinned release tag, never of a release branch (a branch moves under a pinned install).
+ISTIO_ADDONS_BASE_URL="${ISTIO_ADDONS_BASE_URL:-https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/samples/addons}"
 LINKERD_RELEASE_BASE_URL="${LINKERD_RELEASE_BASE_URL:-https://github.com/linkerd/linkerd2/releases/download}"
+# Linkerd publishes no .sha256 files since edge-25.9.4 (linkerd/linkerd2#14511): the sha256 of each asset comes from
+# the digest GitHub's release API lists for it (assets[].digest, "sha256:<hex>"). LINKERD_CLI_SHA256 pins it instead
+# (a mirror without that API).
+LINKERD_RELEASE_API_URL="${LINKERD_RELEASE_API_URL:-https://api.github.com/repos/linkerd/linkerd2/releases/tags}"
 GATEWAY_API_BASE_URL="${GATEWAY_API_BASE_URL:-https://github.com/kubernetes-sigs/gateway-api/releases/download}"
 
 APP_NAMESPACE="${APP_NAMESPACE:-e-commerce}"
@@ -325,7 +329,7 @@ show_workload_diagnostics() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Pinned CLIs in a project-local folder, verified against the release's published sha256.
+# Pinned CLIs in a project-local folder, verified against a sha256 the release publishes apart from the download.
 # ---------------------------------------------------------------------------------------------------------------
 # platform_os / platform_arch: the names release assets use.
 platform_os() {
@@ -405,21 +409,49 @@ run_kubectl_url() {
   kube "$verb" -f "$source" "$@"
 }
 
-# download_verified URL CHECKSUM_URL DEST: fetch URL to DEST only if its sha256 matches the first word of the
-# published checksum file. On any failure nothing is left at DEST.
+# download_verified URL EXPECTED_SHA256 DEST: fetch URL to DEST only if its sha256 is EXPECTED_SHA256 (64 hex
+# digits, from a source other than the download itself). On any failure nothing is left at DEST: fail closed.
 download_verified() {
-  local url="$1" checksum_url="$2" dest="$3" tmp expected actual
-  require_cmd curl "install curl (apt-get install curl / brew install curl)"
+  local url="$1" expected="$2" dest="$3" tmp actual
+  [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "no valid sha256 for $url ('${expected}'): refusing to install"
   make_temp_dir tmp
   fetch "$url" "$tmp/download"
-  fetch "$checksum_url" "$tmp/checksum"
-  expected="$(awk 'NR == 1 { print $1 }' "$tmp/checksum")"
   actual="$(sha256_of "$tmp/download")"
-  [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "checksum file $checksum_url holds no sha256: refusing to install"
   [[ "$expected" == "$actual" ]] ||
     die "checksum mismatch for $url (expected $expected, got $actual): not installed; retry or check the mirror"
   mkdir -p "$(dirname "$dest")"
   mv "$tmp/download" "$dest"
+}
+
+# published_sha256 CHECKSUM_URL: the first word of a published checksum file (Istio's <asset>.sha256, written by
+# istio/release-builder as "<hex> <name>").
+published_sha256() {
+  local tmp
+  make_temp_dir tmp
+  fetch "$1" "$tmp/checksum"
+  awk 'NR == 1 { print $1 }' "$tmp/checksum"
+}
+
+# release_asset_sha256 RELEASE_JSON_URL ASSET: the hex sha256 that GitHub's release API lists for ASSET
+# (assets[].digest = "sha256:<hex>"), or stop: an asset without a digest is not installed.
+release_asset_sha256() {
+  local tmp digest
+  require_cmd python3 "the Linkerd CLI download reads GitHub's release API (JSON) with python3: install Python 3, or put linkerd ${LINKERD_VERSION} on PATH"
+  make_temp_dir tmp
+  fetch "$1" "$tmp/release.json"
+  digest="$(python3 -c '
+import json, sys
+try:
+    release = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit(0)
+for asset in release.get("assets") or [] if isinstance(release, dict) else []:
+    if isinstance(asset, dict) and asset.get("name") == sys.argv[2]:
+        print(asset.get("digest") or "")
+' "$tmp/release.json" "$2")"
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] ||
+    die "the release API at $1 lists no sha256 digest for $2 (got '${digest:-nothing}'): refusing to install; set LINKERD_CLI_SHA256 to a checksum you trust, or install linkerd yourself"
+  printf '%s\n' "${digest#sha256:}"
 }
 
 # use_project_tools: CLIs installed by ensure_istioctl / ensure_linkerd come first on PATH.
@@ -451,20 +483,23 @@ install_istioctl() {
   local os arch asset tmp
   os="$(platform_os)"
   arch="$(platform_arch)"
-  # Istio names macOS "osx"; linux assets always carry the arch, osx only for arm64.
-  case "$os-$arch" in
-    linux-*) asset="istioctl-${ISTIO_VERSION}-linux-${arch}.tar.gz" ;;
-    darwin-amd64) asset="istioctl-${ISTIO_VERSION}-osx.tar.gz" ;;
-    darwin-arm64) asset="istioctl-${ISTIO_VERSION}-osx-arm64.tar.gz" ;;
+  # Istio names macOS "osx" (istio/release-builder pkg/build/archive.go: istioctl-<version>-<os>-<arch>.tar.gz, the
+  # arch-less osx name being the deprecated duplicate).
+  case "$os" in
+    linux) asset="istioctl-${ISTIO_VERSION}-linux-${arch}.tar.gz" ;;
+    darwin) asset="istioctl-${ISTIO_VERSION}-osx-${arch}.tar.gz" ;;
   esac
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '[dry-run] install istioctl %s into %s (verified against %s.sha256)\n' "$ISTIO_VERSION" "$TOOLS_BIN" "$asset"
     return 0
   fi
   log_info "installing istioctl ${ISTIO_VERSION} into ${TOOLS_BIN}"
+  require_cmd curl "install curl (apt-get install curl / brew install curl)"
   make_temp_dir tmp
-  download_verified "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}" \
-    "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}.sha256" "$tmp/$asset"
+  local expected
+  # (a failure inside $(...) has printed its one line already: only pass its status on)
+  expected="$(published_sha256 "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}.sha256")" || exit "$?"
+  download_verified "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}" "$expected" "$tmp/$asset"
   tar -xzf "$tmp/$asset" -C "$tmp" istioctl || die "$asset holds no istioctl: not installed"
   mkdir -p "$TOOLS_BIN"
   install -m 0755 "$tmp/istioctl" "$TOOLS_BIN/istioctl"
@@ -485,12 +520,17 @@ install_linkerd() {
     *) asset="linkerd2-cli-${LINKERD_VERSION}-${os}-${arch}" ;;
   esac
   if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] install linkerd %s into %s (verified against %s.sha256)\n' "$LINKERD_VERSION" "$TOOLS_BIN" "$asset"
+    printf '[dry-run] install linkerd %s into %s (verified against the sha256 digest the release API lists for %s)\n' \
+      "$LINKERD_VERSION" "$TOOLS_BIN" "$asset"
     return 0
   fi
   log_info "installing linkerd ${LINKERD_VERSION} into ${TOOLS_BIN}"
-  download_verified "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}" \
-    "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}.sha256" "$TOOLS_BIN/linkerd"
+  require_cmd curl "install curl (apt-get install curl / brew install curl)"
+  local expected="${LINKERD_CLI_SHA256:-}"
+  if [[ -z "$expected" ]]; then
+    expected="$(release_asset_sha256 "${LINKERD_RELEASE_API_URL}/${LINKERD_VERSION}" "$asset")" || exit "$?"
+  fi
+  download_verified "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}" "$expected" "$TOOLS_BIN/linkerd"
   chmod 0755 "$TOOLS_BIN/linkerd"
   log_ok "linkerd ${LINKERD_VERSION} installed: ${TOOLS_BIN}/linkerd"
 }

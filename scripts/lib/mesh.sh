@@ -277,7 +277,7 @@ install_istio_control_plane() {
 }
 
 install_istio_addons() {
-  log_step "Installing the Istio add-ons (${ISTIO_ADDONS}) from ${ISTIO_RELEASE_BRANCH}"
+  log_step "Installing the Istio add-ons (${ISTIO_ADDONS}) of Istio ${ISTIO_VERSION}"
   local addon
   for addon in $ISTIO_ADDONS; do
     run_kubectl_url apply "$(istio_addon_url "$addon")" ||

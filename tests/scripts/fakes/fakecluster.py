@@ -37,8 +37,16 @@ import sys
 import time
 from pathlib import Path
 
-ISTIO_VERSION = "1.30.3"
-LINKERD_VERSION = "edge-26.6.3"
+
+
+def pinned(name: str) -> str:
+    """A version the lab pins in scripts/lib/common.sh: the stand-ins report what the scripts expect."""
+    common = Path(__file__).resolve().parents[3] / "scripts" / "lib" / "common.sh"
+    return re.search(rf'^{name}="\$\{{{name}:-([^}}]+)\}}"', common.read_text(), re.M).group(1)
+
+
+ISTIO_VERSION = pinned("ISTIO_VERSION")
+LINKERD_VERSION = pinned("LINKERD_VERSION")
 CONNECTION_REFUSED = ("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host "
                       "or port?")
 

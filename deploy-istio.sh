@@ -54,7 +54,7 @@ main() {
   ensure_istioctl
   preflight_istio
 
-  remove_other_mesh Linkerd linkerd_present remove_linkerd uninstall-linkerd.sh
+  remove_other_mesh linkerd
 
   if ((SKIP_MESH_INSTALL)); then
     log_step "Istio control plane: skipped (--skip-mesh-install)"

@@ -62,7 +62,7 @@ main() {
   ensure_linkerd
   preflight_linkerd "$WITH_JAEGER"
 
-  remove_other_mesh Istio istio_present remove_istio uninstall-istio.sh
+  remove_other_mesh istio
 
   if ((SKIP_MESH_INSTALL)); then
     log_step "Linkerd control plane: skipped (--skip-mesh-install)"
@@ -70,12 +70,11 @@ main() {
       die "--skip-mesh-install but namespace ${LINKERD_NAMESPACE} does not exist: drop the flag to install Linkerd"
   else
     ensure_gateway_api
-    if ((WITH_JAEGER)); then
-      install_jaeger_for_linkerd
-      LINKERD_INSTALL_FLAGS=("${LINKERD_TRACING_FLAGS[@]}")
-    fi
+    ((WITH_JAEGER == 0)) || LINKERD_INSTALL_FLAGS=("${LINKERD_TRACING_FLAGS[@]}")
     install_linkerd_control_plane
     install_linkerd_viz
+    # After the control plane: Jaeger's collector must be meshed, Linkerd exports spans to nothing else.
+    ((WITH_JAEGER == 0)) || install_jaeger_for_linkerd
   fi
 
   # No `linkerd viz allow-scrapes`: linkerd/authorization.yaml already authorizes the scrapes under the deny

@@ -68,15 +68,22 @@ class StandInCluster:
     def _write_downloads(self) -> None:
         self.addons = self.folder / "addons"
         self.addons.mkdir(exist_ok=True)
+        # The objects of Istio's samples/addons (1.30), by their real, generic names: prometheus and kiali come with
+        # a ClusterRole and ClusterRoleBinding named just "prometheus" / "kiali".
         for addon in ("prometheus", "grafana", "jaeger", "kiali"):
             docs = [
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": addon, "namespace": "istio-system"}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": addon, "namespace": "istio-system"},
+                 "spec": {"ports": [{"name": "http", "port": 9090}]}},
                 {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": addon, "namespace": "istio-system"},
                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": addon}},
                           "template": {"metadata": {"labels": {"app": addon}},
                                        "spec": {"containers": [{"name": addon, "image": f"{addon}:addon"}]}}}},
-                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                 "metadata": {"name": f"{addon}-istio-system"}},
             ]
+            if addon in ("prometheus", "kiali"):
+                docs += [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": addon}},
+                         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                          "metadata": {"name": addon}}]
             (self.addons / f"{addon}.yaml").write_text(yaml.safe_dump_all(docs))
         self.gateway_api = self.folder / "gateway-api"
         self.write_gateway_api("v1.2.1")
@@ -165,7 +172,9 @@ class StandInCluster:
         return found[0] if found else None
 
     def pods_containers(self, namespace: str) -> dict[str, set[str]]:
-        return {p["metadata"]["name"]: {c["name"] for c in p["spec"]["containers"]} for p in self.objects("Pod", namespace)}
+        """Containers and init containers (native sidecars are init containers) of each pod."""
+        return {p["metadata"]["name"]: {c["name"] for c in p["spec"]["containers"] + p["spec"].get("initContainers", [])}
+                for p in self.objects("Pod", namespace)}
 
     # -- call log -------------------------------------------------------------------------------------------------
     def calls(self) -> list[dict]:

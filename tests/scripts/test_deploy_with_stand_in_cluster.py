@@ -120,7 +120,7 @@ def test_deploy_linkerd_dry_run_lists_the_steps_in_order_and_changes_nothing_wit
     assert result.returncode == 0, result.stderr
     steps = [r"kubectl context: kind-lab", r"^\[dry-run\] linkerd check --pre",
              r"^\[dry-run\] kubectl apply -f .*/v1\.2\.1/standard-install\.yaml",
-             r"^\[dry-run\] kubectl annotate crd .* service-mesh-lab\.io/installed-by=deploy-linkerd\.sh",
+             r"^\[dry-run\] kubectl label\+annotate crd .* as the lab.s \(service-mesh-lab\.io/created-by=deploy-linkerd\.sh\)",
              r"^\[dry-run\] linkerd install --crds \| kubectl apply -f -",
              r"^\[dry-run\] linkerd install \| kubectl apply -f -", r"^\[dry-run\] linkerd check --wait",
              r"^\[dry-run\] linkerd viz install \| kubectl apply -f -",
@@ -199,7 +199,9 @@ def test_deploy_linkerd_installs_in_order_and_meshes_every_pod_with_stand_in_clu
     assert annotations["config.linkerd.io/default-inbound-policy"] == "deny"
     crds = cluster.objects("CustomResourceDefinition")
     gateway_api = [c for c in crds if c["spec"]["group"] == "gateway.networking.k8s.io"]
-    assert gateway_api and all(c["metadata"]["annotations"]["service-mesh-lab.io/installed-by"] for c in gateway_api)
+    assert gateway_api and all(c["metadata"]["annotations"]["service-mesh-lab.io/created-by"] == "deploy-linkerd.sh"
+                               and c["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "service-mesh-lab"
+                               for c in gateway_api)
     assert {"linkerd-destination", "linkerd-identity", "linkerd-proxy-injector"} <= cluster.names("Deployment", "linkerd")
     assert {"metrics-api", "prometheus", "web"} <= cluster.names("Deployment", "linkerd-viz")
     pods = cluster.pods_containers(APP)
@@ -363,7 +365,7 @@ def test_uninstall_istio_leaves_no_webhook_crd_or_label_and_is_idempotent_with_s
     assert result.returncode == 0, result.stdout + result.stderr
     assert istio_leftovers(cluster) == []
     assert APP not in cluster.names("Namespace") and "monitoring" not in cluster.names("Namespace")
-    assert not [n for n in cluster.names("ClusterRole") if n.endswith("istio-system")]  # add-ons' RBAC too
+    assert not {"prometheus", "kiali"} & cluster.names("ClusterRole")  # the add-ons' RBAC too
     after = snapshot(cluster)
     again = cluster.run("uninstall-istio.sh", "--yes")
     assert again.returncode == 0, again.stderr

@@ -77,9 +77,10 @@ def default_state() -> dict:
     }
 
 
-def node(name: str, cpu: str, runtime: str) -> dict:
+def node(name: str, cpu: str, runtime: str, kubelet: str = "v1.33.1") -> dict:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"allocatable": {"cpu": cpu}, "nodeInfo": {"containerRuntimeVersion": runtime}}}
+            "status": {"allocatable": {"cpu": cpu},
+                       "nodeInfo": {"containerRuntimeVersion": runtime, "kubeletVersion": kubelet}}}
 
 
 def load_state() -> dict:
@@ -201,9 +202,11 @@ def objects_of(state: dict, kind: str, namespace: str | None = None) -> list[dic
             and (namespace is None or o["metadata"].get("namespace") == namespace)]
 
 
-def find(state: dict, kind: str, name: str, namespace: str | None) -> dict | None:
+def find(state: dict, kind: str, name: str, namespace: str | None, group: str | None = None) -> dict | None:
+    """The object of that kind (and API group, when given: HTTPRoute is both Gateway API's and Linkerd's)."""
     for obj in state["objects"]:
-        if obj["kind"] == kind and obj["metadata"]["name"] == name and obj["metadata"].get("namespace") == namespace:
+        if (obj["kind"] == kind and obj["metadata"]["name"] == name and obj["metadata"].get("namespace") == namespace
+                and (group is None or group_of(obj.get("apiVersion", "")) == group)):
             return obj
     return None
 
@@ -245,6 +248,14 @@ def injected_proxy(state: dict, namespace: str, template: dict) -> str | None:
     return None
 
 
+def all_kubelets_at_least(state: dict, minor: int) -> bool:
+    for node in objects_of(state, "Node"):
+        version = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "v1.33.0")
+        if int(re.match(r"v?\d+\.(\d+)", version).group(1)) < minor:
+            return False
+    return True
+
+
 def create_pods(state: dict, workload: dict) -> None:
     """(Re)create the pods of a workload, as its controller would after a change of the pod template."""
     state["objects"] = [o for o in state["objects"] if o.get("_owner") != owner_key(workload)]
@@ -253,14 +264,22 @@ def create_pods(state: dict, workload: dict) -> None:
     proxy = injected_proxy(state, namespace, template)
     containers = [{"name": c["name"], "image": c.get("image", "")} for c in template.get("spec", {}).get("containers", [])]
     init_containers = [{"name": c["name"]} for c in template.get("spec", {}).get("initContainers", [])]
-    if proxy == "istio":
-        containers.append({"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{ISTIO_VERSION}"})
-        init_containers.insert(0, {"name": "istio-init"})
-    elif proxy == "linkerd":
-        containers.insert(0, {"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}"})
-        init_containers.insert(0, {"name": "linkerd-init"})
     labels = dict(template.get("metadata", {}).get("labels") or {})
-    if proxy == "linkerd":
+    if proxy == "istio":
+        # Istio 1.30 injects a native sidecar (an init container with restartPolicy: Always) only when every node's
+        # kubelet is 1.33+ (pkg/kube/inject/webhook.go DetectNativeSidecar); else an ordinary container.
+        sidecar = {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{ISTIO_VERSION}"}
+        init_containers.insert(0, {"name": "istio-init"})
+        if all_kubelets_at_least(state, 33):
+            init_containers.append({**sidecar, "restartPolicy": "Always"})
+        else:
+            containers.append(sidecar)
+        labels["security.istio.io/tlsMode"] = "istio"  # what the injection template adds
+    elif proxy == "linkerd":
+        # Linkerd 2.20 injects its proxy as a native sidecar by default (values.yaml proxy.nativeSidecar: true).
+        init_containers.insert(0, {"name": "linkerd-init"})
+        init_containers.append({"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}",
+                                "restartPolicy": "Always"})
         labels["linkerd.io/control-plane-ns"] = "linkerd"  # what the proxy injector adds
     digest = hashlib.sha256(json.dumps([template, proxy], sort_keys=True).encode()).hexdigest()[:10]
     replicas = workload["spec"].get("replicas", 1)
@@ -519,7 +538,8 @@ def safe_upgrades_denial(state: dict, doc: dict, existing: dict | None) -> str |
 
 def apply_document(state: dict, doc: dict, flags: dict) -> str:
     rtype = type_of_document(state, doc)
-    denial = safe_upgrades_denial(state, doc, find(state, rtype.kind, doc.get("metadata", {}).get("name"), None))
+    denial = safe_upgrades_denial(state, doc, find(state, rtype.kind, doc.get("metadata", {}).get("name"), None,
+                                                   rtype.group))
     if denial:
         raise Fail(f'The customresourcedefinitions "{doc["metadata"]["name"]}" is invalid: : ValidatingAdmissionPolicy '
                    f"'{SAFE_UPGRADES}' with binding '{SAFE_UPGRADES}' denied request: {denial}")
@@ -530,7 +550,7 @@ def apply_document(state: dict, doc: dict, flags: dict) -> str:
         if not find(state, "Namespace", namespace, None):
             raise Fail(f'Error from server (NotFound): error when creating "-": namespaces "{namespace}" not found')
     name = meta["name"]
-    existing = find(state, rtype.kind, name, namespace)
+    existing = find(state, rtype.kind, name, namespace, rtype.group)
     label = f"{rtype.name_prefix()}/{name}"
     applied = {"labels": sorted((meta.get("labels") or {}).keys()),
                "annotations": sorted((meta.get("annotations") or {}).keys())}
@@ -621,13 +641,53 @@ def targets(state: dict, positional: list[str], flags: dict) -> list[tuple[Resou
 def listed(state: dict, rtype: ResourceType, flags: dict) -> list[dict]:
     all_namespaces = bool_flag(flags, "-A", "--all-namespaces")
     namespace = None if all_namespaces else namespace_for(rtype, flags)
-    return [o for o in state["objects"] if o["kind"] == rtype.kind
+    return [o for o in state["objects"] if o["kind"] == rtype.kind and group_of(o.get("apiVersion", "")) == rtype.group
             and (rtype.namespaced is False or all_namespaces or o["metadata"].get("namespace") == namespace)
             and matches_selector(o, flag(flags, "-l", "--selector"))]
 
 
-def kubectl_get(state: dict, positional: list[str], flags: dict) -> int:
+def custom_columns(spec: str, objects: list[dict], headers: bool) -> str:
+    columns = [c.split(":", 1) for c in spec.split(",")]
+    rows = [[name for name, _ in columns]] if headers else []
+    for obj in objects:
+        row = []
+        for _, path in columns:
+            values = evaluate(path.lstrip("{").rstrip("}"), public(obj))
+            row.append(" ".join(render_value(v) for v in values) if values else "<none>")
+        rows.append(row)
+    return "".join("   ".join(row) + "\n" for row in rows)
+
+
+def kubectl_get_files(state: dict, flags: dict, stdin_text: str | None) -> int:
+    """`kubectl get -f FILE`: the objects of the file as they are in the cluster (absent ones: NotFound)."""
+    found, missing = [], []
+    for source in flags.get("-f", []):
+        for doc in documents_from(source, stdin_text):
+            rtype = type_of_document(state, doc)
+            name = doc["metadata"]["name"]
+            obj = find(state, rtype.kind, name, namespace_for(rtype, flags, doc["metadata"].get("namespace")), rtype.group)
+            if obj:
+                found.append(obj)
+            else:
+                missing.append(f'Error from server (NotFound): {rtype.plural} "{name}" not found')
+    output = flag(flags, "-o", "--output", default="")
+    if output.startswith("custom-columns="):
+        sys.stdout.write(custom_columns(output[len("custom-columns="):], found, not bool_flag(flags, "--no-headers")))
+    elif output == "name":
+        for obj in found:
+            print(f'{type_of_document(state, obj).name_prefix()}/{obj["metadata"]["name"]}')
+    else:
+        print(json.dumps({"kind": "List", "items": [public(o) for o in found]}, indent=2))
+    if missing and not bool_flag(flags, "--ignore-not-found"):
+        print("\n".join(missing), file=sys.stderr)
+        return 1
+    return 0
+
+
+def kubectl_get(state: dict, positional: list[str], flags: dict, stdin_text: str | None = None) -> int:
     require_cluster(state)
+    if flags.get("-f"):
+        return kubectl_get_files(state, flags, stdin_text)
     output = flag(flags, "-o", "--output", default="")
     ignore = bool_flag(flags, "--ignore-not-found")
     found, missing = [], []
@@ -661,6 +721,9 @@ def kubectl_get(state: dict, positional: list[str], flags: dict) -> int:
     elif output in ("json", "yaml"):
         root = public(found[0][1]) if single and found else {"kind": "List", "items": [public(o) for _, o in found]}
         print(json.dumps(root, indent=2))
+    elif output.startswith("custom-columns="):
+        sys.stdout.write(custom_columns(output[len("custom-columns="):], [o for _, o in found],
+                                        not bool_flag(flags, "--no-headers")))
     else:
         if found:
             print("NAME")
@@ -723,7 +786,7 @@ def kubectl_delete(state: dict, positional: list[str], flags: dict, stdin_text: 
                     continue
                 name = doc["metadata"]["name"]
                 namespace = namespace_for(rtype, flags, doc["metadata"].get("namespace"))
-                obj = find(state, rtype.kind, name, namespace)
+                obj = find(state, rtype.kind, name, namespace, rtype.group)
                 if obj:
                     remove(state, obj)
                     print(f'{rtype.name_prefix()}/{name} deleted')
@@ -848,7 +911,7 @@ def kubectl(args: list[str], stdin_text: str | None) -> int:
         print("Client Version: v1.32.4")
         return 0
     if verb == "get":
-        return kubectl_get(state, rest, flags)
+        return kubectl_get(state, rest, flags, stdin_text)
     if verb == "logs":
         require_cluster(state)
         print(f"stand-in log of {rest[0] if rest else '?'}: Traceback (most recent call last): ... ConnectionError")
@@ -957,6 +1020,9 @@ def istioctl(args: list[str], stdin_text: str | None) -> int:
 
 
 LINKERD_CREATED_BY = {"linkerd.io/created-by": f"linkerd/cli {LINKERD_VERSION}"}
+# Every object of `linkerd install` (and --crds) carries this label; `linkerd uninstall` lists the cluster-scoped
+# ones by it (cli/cmd/uninstall.go, pkg/cmd.Uninstall with the ControllerNSLabel selector).
+LINKERD_CP_LABEL = {"linkerd.io/control-plane-ns": "linkerd"}
 LINKERD_CRDS = [("policy.linkerd.io", "Server", "servers"),
                 ("policy.linkerd.io", "ServerAuthorization", "serverauthorizations"),
                 ("policy.linkerd.io", "AuthorizationPolicy", "authorizationpolicies"),
@@ -970,20 +1036,20 @@ VIZ_LABEL = {"linkerd.io/extension": "viz"}
 
 
 def linkerd_core_objects(set_values: list[str]) -> list[dict]:
-    namespace = cluster_object("Namespace", "linkerd", {"linkerd.io/is-control-plane": "true"},
+    namespace = cluster_object("Namespace", "linkerd", {"linkerd.io/is-control-plane": "true", **LINKERD_CP_LABEL},
                                {**LINKERD_CREATED_BY, "linkerd.io/inject": "disabled"})
     objects = [namespace]
-    objects += [workload(n, "linkerd") for n in ("linkerd-destination", "linkerd-identity", "linkerd-proxy-injector")]
+    objects += [workload(n, "linkerd", LINKERD_CP_LABEL) for n in ("linkerd-destination", "linkerd-identity", "linkerd-proxy-injector")]
     objects.append({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": "linkerd-config", "namespace": "linkerd", "annotations": LINKERD_CREATED_BY},
                     "data": {"values": "\n".join(sorted(set_values))}})
     objects.append(cluster_object("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     objects.append(cluster_object("ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     objects.append(cluster_object("ValidatingWebhookConfiguration", "linkerd-sp-validator-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
-    objects.append(cluster_object("ClusterRole", "linkerd-linkerd-destination", annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
+    objects.append(cluster_object("ClusterRole", "linkerd-linkerd-destination", LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     return objects
 
 
@@ -1035,7 +1101,7 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
         if bool_flag(flags, "--proxy"):
             namespace = flag(flags, "-n", "--namespace")
             unmeshed = [p["metadata"]["name"] for p in objects_of(state, "Pod", namespace)
-                        if "linkerd-proxy" not in {c["name"] for c in p["spec"]["containers"]}]
+                        if "linkerd-proxy" not in {c["name"] for c in p["spec"]["containers"] + p["spec"].get("initContainers", [])}]
             if unmeshed:
                 raise Fail(f"× data plane proxies are ready\n    no linkerd-proxy in: {', '.join(unmeshed)}")
         print("Status check results are √")
@@ -1045,7 +1111,7 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
             if not gateway_api:
                 raise Fail("Error: the Gateway API CRDs must be installed before Linkerd: "
                            "kubectl apply -f .../standard-install.yaml")
-            print_yaml([crd(g, k, p, annotations=LINKERD_CREATED_BY) for g, k, p in LINKERD_CRDS])
+            print_yaml([crd(g, k, p, annotations=LINKERD_CREATED_BY, labels=LINKERD_CP_LABEL) for g, k, p in LINKERD_CRDS])
             return 0
         if positional[0] == "install":
             if has("Namespace", "linkerd"):
@@ -1077,13 +1143,24 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
         raise Fail('Error: unknown command "jaeger" for "linkerd"\nRun \'linkerd --help\' for usage.')
     if positional[:1] == ["uninstall"]:
         # As linkerd2 cli/cmd/uninstall.go: meshed pods outside the control plane's namespace block it without --force.
+        extensions = {n["metadata"]["labels"]["linkerd.io/extension"] for n in objects_of(state, "Namespace")
+                      if "linkerd.io/extension" in (n["metadata"].get("labels") or {})}
+        extension_namespaces = {n["metadata"]["name"] for n in objects_of(state, "Namespace")
+                                if "linkerd.io/extension" in (n["metadata"].get("labels") or {})}
         injected = [p["metadata"]["name"] for p in objects_of(state, "Pod")
                     if "linkerd.io/control-plane-ns" in (p["metadata"].get("labels") or {})
-                    and p["metadata"].get("namespace") != "linkerd"]
-        if injected and not bool_flag(flags, "--force"):
-            raise Fail("Please uninject the following pods before uninstalling the control-plane:\n\t"
-                       + "\n\t".join(f"* {name}" for name in injected))
-        print_yaml([o for o in state["objects"] if "linkerd.io/created-by" in (o["metadata"].get("annotations") or {})
+                    and p["metadata"].get("namespace") not in {"linkerd"} | extension_namespaces]
+        if not bool_flag(flags, "--force"):
+            problems = []
+            if extensions:
+                problems.append("Please uninstall the following extensions before uninstalling the control-plane:"
+                                "\n\t" + "\n\t".join(f"* {e}" for e in sorted(extensions)))
+            if injected:
+                problems.append("Please uninject the following pods before uninstalling the control-plane:\n\t"
+                                + "\n\t".join(f"* {name}" for name in injected))
+            if problems:
+                raise Fail("\n".join(problems))
+        print_yaml([o for o in state["objects"] if "linkerd.io/control-plane-ns" in (o["metadata"].get("labels") or {})
                     and not o["metadata"].get("namespace")])
         return 0
     raise Fail(f"stand-in linkerd does not implement {' '.join(args)}")

@@ -39,6 +39,8 @@ GATEWAY_API_BASE_URL="${GATEWAY_API_BASE_URL:-https://github.com/kubernetes-sigs
 
 APP_NAMESPACE="${APP_NAMESPACE:-e-commerce}"
 TOOLS_BIN="${TOOLS_BIN:-${REPO_ROOT}/.tools/bin}"
+# The unique tag of each image of the last ./build.sh, which the deploy scripts roll out (git-ignored, like .tools/).
+IMAGE_TAGS_FILE="${IMAGE_TAGS_FILE:-${REPO_ROOT}/.tools/image-tags}"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"   # normalised by as_duration below: every CLI takes a Go duration
 KUBECTL_REQUEST_TIMEOUT="${KUBECTL_REQUEST_TIMEOUT:-15s}"
 # The app, a mesh and its add-ons use about 1.5-2 CPUs (docs/kubernetes.md, Footprint): below MIN_CPU_MILLI pods
@@ -353,6 +355,27 @@ sha256_of() {
   else
     shasum -a 256 "$1" | cut -d' ' -f1
   fi
+}
+
+# sha256_stdin: the hex sha256 of stdin.
+sha256_stdin() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum | cut -d' ' -f1
+  else
+    shasum -a 256 | cut -d' ' -f1
+  fi
+}
+
+# tree_digest DIR: one sha256 over the relative paths and contents of every file under DIR (caches and compiled
+# Python left out): the same files give the same digest on any machine, one changed byte another.
+tree_digest() {
+  (
+    cd "$1" || exit 1
+    find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*/.pytest_cache/*' ! -path '*/node_modules/*' |
+      LC_ALL=C sort | while IFS= read -r file; do
+        printf '%s  %s\n' "$(sha256_of "$file")" "$file"
+      done
+  ) | sha256_stdin
 }
 
 # make_temp_dir VAR: a fresh temporary folder in VAR, removed when the script exits (also after die).

@@ -41,25 +41,37 @@ LINKERD_INSTALL_FLAGS=()   # extra `linkerd install` flags (tracing with --with-
 # ---------------------------------------------------------------------------------------------------------------
 # Rendering and applying our kustomizations
 # ---------------------------------------------------------------------------------------------------------------
-# render_kustomization DIR: print the rendered YAML of DIR (relative to the repo). With REGISTRY set, every image
-# that ./build.sh --list-images names is rewritten to REGISTRY/<name>:<tag> through a throw-away overlay (kustomize
-# needs a relative path to the base, so the overlay lives under .tools/, which git ignores).
+# built_tag IMAGE: the unique tag the last ./build.sh gave IMAGE (name:tag as the manifests write it), or nothing.
+built_tag() {
+  [[ -f "$IMAGE_TAGS_FILE" ]] || return 0
+  awk -v image="$1" '$1 == image { print $2; exit }' "$IMAGE_TAGS_FILE"
+}
+
+# render_kustomization DIR: print the rendered YAML of DIR (relative to the repo). Every image that
+# ./build.sh --list-images names is pointed, through a throw-away overlay, at REGISTRY/<name> (with REGISTRY set) and
+# at the unique tag of the last build (IMAGE_TAGS_FILE): the Deployments then change when an image does, so a rebuilt
+# image is rolled out, never hidden behind a fixed tag and IfNotPresent. kustomize matches an `images:` name with its
+# tag ("payment-service:v2": api/internal/image/image.go, IsImageMatched), which keeps payment's v1 and v2 apart. The
+# overlay lives under .tools/ (git-ignored): kustomize needs a relative path to the base.
 render_kustomization() {
-  local dir="$1" overlay image
+  local dir="$1" overlay image tag entries=""
   [[ -f "${REPO_ROOT}/${dir}/kustomization.yaml" ]] || die "${dir}/kustomization.yaml is missing: is the checkout complete?"
-  if [[ -z "$REGISTRY" ]]; then
+  while read -r image; do
+    [[ -n "$image" ]] || continue
+    tag="$(built_tag "$image")"
+    [[ -n "$REGISTRY" || -n "$tag" ]] || continue
+    entries+="- name: ${image}"$'\n'
+    [[ -z "$REGISTRY" ]] || entries+="  newName: ${REGISTRY}/${image%%:*}"$'\n'
+    [[ -z "$tag" ]] || entries+="  newTag: ${tag}"$'\n'
+  done <<<"$("${REPO_ROOT}/build.sh" --list-images)"
+  if [[ -z "$entries" ]]; then
     kubectl kustomize "${REPO_ROOT}/${dir}"
     return
   fi
   mkdir -p "${REPO_ROOT}/.tools"
   overlay="$(mktemp -d "${REPO_ROOT}/.tools/render.XXXXXX")"
-  {
-    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../%s\nimages:\n' "$dir"
-    while read -r image; do
-      [[ -n "$image" ]] || continue
-      printf -- '- name: %s\n  newName: %s/%s\n' "${image%%:*}" "$REGISTRY" "${image%%:*}"
-    done <<<"$("${REPO_ROOT}/build.sh" --list-images)"
-  } >"${overlay}/kustomization.yaml"
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../%s\nimages:\n%s' "$dir" "$entries" \
+    >"${overlay}/kustomization.yaml"
   # Removed here, not by an EXIT trap: this function runs in a command substitution (a subshell).
   local rendered status=0
   rendered="$(kubectl kustomize "$overlay")" || status=$?

@@ -20,12 +20,12 @@ import fakecluster  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).resolve().parent / "fakes"
-STAND_INS = ("kubectl", "istioctl", "linkerd", "docker", "kind", "helm")
+STAND_INS = ("kubectl", "istioctl", "linkerd", "docker", "kind", "helm", "k3d")
 # What the scripts call besides the stand-ins (coreutils, grep, awk, ...); linked one by one so PATH holds nothing
 # else (in particular no real kubectl or docker).
 SYSTEM_TOOLS = ("bash", "env", "grep", "awk", "sed", "sort", "tr", "head", "cut", "mktemp", "dirname", "basename",
                 "uname", "curl", "tar", "gzip", "install", "sha256sum", "shasum", "base64", "cat", "rm", "mkdir", "mv",
-                "chmod", "date", "sleep", "wc", "ls", "cp", "tail", "printf", "python3")
+                "chmod", "date", "sleep", "wc", "ls", "cp", "tail", "printf", "python3", "find")
 # The real kubectl renders kustomizations for the stand-in (offline); see fakecluster.real_kustomize.
 REAL_KUBECTL = shutil.which("kubectl")
 
@@ -35,6 +35,7 @@ MUTATING = {
     "istioctl": {"install", "uninstall", "upgrade", "manifest apply"},
     "docker": {"build", "push", "tag", "buildx build", "rmi"},
     "kind": {"load"},
+    "k3d": {"image import"},
     "helm": {"install", "upgrade", "uninstall", "repo add"},
 }
 
@@ -54,6 +55,7 @@ class StandInCluster:
         self.log_file = folder / "calls.jsonl"
         self.bin = folder / "bin"
         self.tools_bin = folder / "tools-bin"
+        self.image_tags = folder / "image-tags"  # what ./build.sh writes and the deploy scripts read
         self.bin.mkdir(parents=True, exist_ok=True)
         for tool in STAND_INS:
             if tool not in without:
@@ -126,6 +128,7 @@ class StandInCluster:
             "ISTIO_ADDONS_BASE_URL": str(self.addons),
             "GATEWAY_API_BASE_URL": str(self.gateway_api),
             "TOOLS_BIN": str(self.tools_bin),
+            "IMAGE_TAGS_FILE": str(self.folder / "image-tags"),
             "ROLLOUT_TIMEOUT": "5s",
         }
         env.update(extra)

@@ -68,6 +68,7 @@ def default_state() -> dict:
         "reachable": True,
         "docker_engine": True,
         "kind_clusters": ["lab"],
+        "k3d_clusters": ["lab"],
         "objects": [node("lab-control-plane", "4", "containerd://1.7.18")],
         "images": [],
         "pushed": [],
@@ -1205,6 +1206,20 @@ def docker(args: list[str], stdin_text: str | None) -> int:
                 state["pushed"].append(tag)
         save_state(state)
         return 0
+    if positional[:1] == ["version"]:
+        # only `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'` is asked for
+        print(state.get("docker_platform", "linux/amd64"))
+        return 0
+    if positional[:1] == ["save"]:
+        refs, output = positional[1:], flag(flags, "-o", "--output")
+        known = {i["ref"] for i in state["images"]}
+        for ref in refs:
+            if ref not in known:
+                raise Fail(f"Error response from daemon: reference does not exist: {ref}")
+        if not output:
+            raise Fail("stand-in docker: only docker save -o FILE is modelled")
+        Path(output).write_text(json.dumps({"refs": refs, "platform": flag(flags, "--platform")}))
+        return 0
     if positional[:1] == ["push"]:
         ref = positional[1]
         if ref not in {i["ref"] for i in state["images"]}:
@@ -1226,7 +1241,20 @@ def kind(args: list[str], stdin_text: str | None) -> int:
         for ref in positional[2:]:
             if ref not in {i["ref"] for i in state["images"]}:
                 raise Fail(f"ERROR: image: \"{ref}\" not present locally")
+            if state.get("containerd_store"):
+                # kubernetes-sigs/kind#3795: with Docker's containerd image store, the `docker save` archive names
+                # blobs the node's `ctr images import --all-platforms` cannot find.
+                raise Fail(f'ERROR: failed to load image: command "docker exec --privileged -i {name}-control-plane ctr '
+                           '--namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -" failed '
+                           "with error: exit status 1\nCommand Output: ctr: content digest sha256:4e2a...: not found")
             state["kind_loaded"].append({"cluster": name, "ref": ref})
+        save_state(state)
+        return 0
+    if positional[:2] == ["load", "image-archive"]:
+        name = flag(flags, "--name", default="kind")
+        archive = json.loads(Path(positional[2]).read_text())
+        for ref in archive["refs"]:
+            state["kind_loaded"].append({"cluster": name, "ref": ref, "archive": True, "platform": archive["platform"]})
         save_state(state)
         return 0
     raise Fail(f"stand-in kind does not implement {' '.join(args)}")
@@ -1259,7 +1287,29 @@ def helm(args: list[str], stdin_text: str | None) -> int:
     raise Fail(f"stand-in helm does not implement {' '.join(args)}")
 
 
-TOOLS = {"kubectl": kubectl, "istioctl": istioctl, "linkerd": linkerd, "docker": docker, "kind": kind, "helm": helm}
+def k3d(args: list[str], stdin_text: str | None) -> int:
+    """`k3d cluster list --no-headers` and `k3d image import IMAGE... -c NAME` (k3d docs, usage/commands)."""
+    state = load_state()
+    positional, flags = parse(args, {"-c", "--cluster"})
+    if positional[:2] == ["cluster", "list"]:
+        for name in state.get("k3d_clusters", []):
+            print(f"{name}   1/1       0/0      true")
+        return 0
+    if positional[:2] == ["image", "import"]:
+        name = flag(flags, "-c", "--cluster", default="k3s-default")
+        if name not in state.get("k3d_clusters", []):
+            raise Fail(f"FATA[0000] failed to get cluster {name}: No nodes found for given cluster")
+        for ref in positional[2:]:
+            if ref not in {i["ref"] for i in state["images"]}:
+                raise Fail(f"ERRO[0000] failed to save image {ref}: reference does not exist")
+            state.setdefault("k3d_imported", []).append({"cluster": name, "ref": ref})
+        save_state(state)
+        return 0
+    raise Fail(f"stand-in k3d does not implement {' '.join(args)}")
+
+
+TOOLS = {"kubectl": kubectl, "istioctl": istioctl, "linkerd": linkerd, "docker": docker, "kind": kind, "helm": helm,
+         "k3d": k3d}
 
 
 def main() -> int:

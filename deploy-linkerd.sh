@@ -70,7 +70,7 @@ main() {
       die "--skip-mesh-install but namespace ${LINKERD_NAMESPACE} does not exist: drop the flag to install Linkerd"
   else
     ensure_gateway_api
-    ((WITH_JAEGER == 0)) || LINKERD_INSTALL_FLAGS=("${LINKERD_TRACING_FLAGS[@]}")
+    ((WITH_JAEGER == 0)) || LINKERD_INSTALL_FLAGS=(${LINKERD_TRACING_FLAGS[@]+"${LINKERD_TRACING_FLAGS[@]}"})
     install_linkerd_control_plane
     install_linkerd_viz
     # After the control plane: Jaeger's collector must be meshed, Linkerd exports spans to nothing else.

@@ -380,7 +380,7 @@ tree_digest() {
 
 # make_temp_dir VAR: a fresh temporary folder in VAR, removed when the script exits (also after die).
 _TEMP_DIRS=()
-_remove_temp_dirs() { ((${#_TEMP_DIRS[@]} == 0)) || rm -rf "${_TEMP_DIRS[@]}"; }
+_remove_temp_dirs() { ((${#_TEMP_DIRS[@]} == 0)) || rm -rf ${_TEMP_DIRS[@]+"${_TEMP_DIRS[@]}"}; }
 make_temp_dir() {
   local dir
   dir="$(mktemp -d)"

@@ -613,7 +613,7 @@ install_jaeger_for_linkerd() {
 
 # enable_linkerd_tracing: point the proxies at Jaeger on an existing control plane (install passes the flags).
 enable_linkerd_tracing() {
-  run_apply_from linkerd upgrade "${LINKERD_TRACING_FLAGS[@]}"
+  run_apply_from linkerd upgrade ${LINKERD_TRACING_FLAGS[@]+"${LINKERD_TRACING_FLAGS[@]}"}
 }
 
 # shellcheck source=scripts/lib/uninstall.sh

@@ -344,7 +344,7 @@ fetch_istio_addons() {
       die "the ${addon} add-on from ${source} does not render (see above)"
     foreign="$(foreign_objects <"${ISTIO_ADDONS_DIR}/${addon}.rendered.yaml")"
     [[ -z "$foreign" ]] ||
-      die "the Istio ${addon} add-on would overwrite objects that are not the lab's: $(tr '\n' ' ' <<<"$foreign" | sed 's/ $//'); remove them, or deploy with --skip-mesh-install and your own add-ons"
+      die "the Istio ${addon} add-on would overwrite objects that are not the lab's: $(tr '\n' ' ' <<<"$foreign" | sed 's/ $//'); if an older lab release applied them, delete them (kubectl delete -f ${source}) and rerun; else deploy with --skip-mesh-install and your own add-ons"
   done
 }
 

@@ -49,12 +49,25 @@ mark_created_by_lab() {
   done
 }
 
+# lab_namespace NAME: the namespace is the lab's: created by its scripts, or labelled by its manifests (older
+# releases of the lab set no other record). What is inside such a namespace is the lab's too.
+lab_namespace() { created_by_lab namespace "$1" || labelled_by_lab namespace "$1"; }
+
 # foreign_objects: of the objects in the YAML stream on stdin, those that already exist without the lab's
-# managed-by label, one "Kind/name (namespace ns)" per line. Applying over them would change someone else's objects.
+# managed-by label, outside the lab's namespaces, one "Kind/name (namespace ns)" per line. Applying over them would
+# change someone else's objects.
 foreign_objects() {
+  local kind namespace name owner
   kube get -f - --ignore-not-found --no-headers \
     -o "custom-columns=KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,OWNER:.metadata.labels.$(jsonpath_key app.kubernetes.io/managed-by)" \
-    2>/dev/null | awk -v lab="$LAB_NAME" '$4 != lab { print $1 "/" $3 ($2 != "<none>" ? " (namespace " $2 ")" : "") }' || true
+    2>/dev/null | while read -r kind namespace name owner; do
+    [[ -n "$kind" && "$owner" != "$LAB_NAME" ]] || continue
+    if [[ "$namespace" == "<none>" ]]; then
+      printf '%s/%s\n' "$kind" "$name"
+    elif ! lab_namespace "$namespace"; then
+      printf '%s/%s (namespace %s)\n' "$kind" "$name" "$namespace"
+    fi
+  done || true
 }
 
 # object_types_in: "namespace<TAB>type" of the objects in the YAML stream on stdin, one per kind and namespace ("-"

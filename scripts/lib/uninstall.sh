@@ -168,6 +168,7 @@ plan_istio() {
   else
     plan_namespaces "$APP_NAMESPACE" "$MONITORING_NAMESPACE"
     plan_lab_objects "$(app_types "$ISTIO_DIR")"
+    app_namespace_kept && plan remove "label istio-injection of namespace ${APP_NAMESPACE}"
   fi
   if namespace_exists "$ISTIO_NAMESPACE"; then
     plan remove "the Istio add-ons the lab applied (${ISTIO_ADDONS}), by their ${COMPONENT_LABEL_KEY}=istio-addons label"
@@ -240,6 +241,7 @@ plan_linkerd() {
   else
     plan_namespaces "$APP_NAMESPACE" "$MONITORING_NAMESPACE"
     plan_lab_objects "$(app_types "$LINKERD_DIR")"
+    app_namespace_kept && plan remove "annotations linkerd.io/inject and config.linkerd.io/default-inbound-policy of namespace ${APP_NAMESPACE}"
   fi
   REMOVE_JAEGER=0
   if namespace_exists "$JAEGER_NAMESPACE"; then
@@ -353,7 +355,7 @@ remove_planned_app_objects() {
   for ns in ${REMOVE_NAMESPACES:-}; do
     delete_namespace "$ns"
   done
-  if ((keep_app)) && namespace_exists "$APP_NAMESPACE"; then
+  if app_namespace_kept; then
     for key in $keys; do
       if [[ "$how" == label ]]; then
         run kubectl label namespace "$APP_NAMESPACE" "${key}-"
@@ -362,6 +364,12 @@ remove_planned_app_objects() {
       fi
     done
   fi
+}
+
+# app_namespace_kept: the app namespace stays (--keep-app, or not created by the lab): the mesh's label or annotations
+# the overlay set on it go, the namespace does not.
+app_namespace_kept() {
+  namespace_exists "$APP_NAMESPACE" && [[ " ${REMOVE_NAMESPACES:-} " != *" ${APP_NAMESPACE} "* ]]
 }
 
 # lab_leftovers: what of the lab's planned removal is still there.

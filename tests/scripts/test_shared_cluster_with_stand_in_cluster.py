@@ -262,3 +262,29 @@ def test_a_jaeger_installed_before_the_mesh_is_restarted_onto_it_with_stand_in_c
     result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST, "--with-jaeger")
     assert result.returncode == 0, result.stdout + result.stderr
     assert pods_with(cluster, "jaeger-system", "linkerd-proxy")
+
+
+def test_a_cluster_deployed_by_an_older_lab_release_deploys_again_with_stand_in_cluster(tmp_path):
+    """Older releases set no labels but part-of on their namespaces, and no creation records: their objects are not
+    foreign (no conflict), and a redeploy labels them, so the next uninstall can remove them."""
+    cluster = deployed(tmp_path, "linkerd")
+    state = cluster.state()
+    for obj in state["objects"]:
+        meta = obj["metadata"]
+        if meta.get("namespace") in (APP, "monitoring") or (obj["kind"] == "Namespace" and meta["name"] in (APP, "monitoring")):
+            labels = meta.get("labels") or {}
+            labels.pop("app.kubernetes.io/managed-by", None)
+            if obj["kind"] != "Namespace":
+                labels.pop("app.kubernetes.io/part-of", None)
+            (meta.get("annotations") or {}).pop("service-mesh-lab.io/created-by", None)
+            obj.pop("_applied", None)
+    cluster.save(state)
+    result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    deployments = cluster.objects("Deployment", APP)
+    assert deployments and all(d["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "service-mesh-lab"
+                               for d in deployments)
+    removed = cluster.run("uninstall-linkerd.sh", "--yes")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "keep:   namespace e-commerce (not created by the lab" in removed.stdout
+    assert not cluster.objects("Deployment", APP)  # the lab's objects went, by their labels

@@ -122,6 +122,22 @@ meshed_pods_outside() {
     done || true
 }
 
+# plan_app KEEP_APP MESH_DIR WHAT_THE_OVERLAY_SETS_ON_THE_NAMESPACE: the app's part of the plan. With --keep-app only
+# the mesh's types; else the app and monitoring, their namespaces whole when the lab created them. A kept app
+# namespace loses what the overlay set on it for the mesh.
+plan_app() {
+  local keep_app="$1" dir="$2" marks="$3"
+  REMOVE_NAMESPACES=""
+  if ((keep_app)); then
+    plan_lab_objects "$(mesh_only_types "$dir")"
+  else
+    plan_namespaces "$APP_NAMESPACE" "$MONITORING_NAMESPACE"
+    plan_lab_objects "$(app_types "$dir")"
+  fi
+  app_namespace_kept && plan remove "${marks} of namespace ${APP_NAMESPACE}"
+  return 0
+}
+
 # decide_control_plane MESH_TITLE OWN_NAMESPACE USERS: sets REMOVE_CONTROL_PLANE (0/1) and plans it.
 decide_control_plane() {
   local title="$1" namespace="$2" users="$3" owned=0
@@ -161,15 +177,7 @@ istio_users() {
 
 plan_istio() {
   local keep_app="$1"
-  REMOVE_NAMESPACES=""
-  if ((keep_app)); then
-    plan_lab_objects "$(mesh_only_types "$ISTIO_DIR")"
-    namespace_exists "$APP_NAMESPACE" && plan remove "label istio-injection of namespace ${APP_NAMESPACE}"
-  else
-    plan_namespaces "$APP_NAMESPACE" "$MONITORING_NAMESPACE"
-    plan_lab_objects "$(app_types "$ISTIO_DIR")"
-    app_namespace_kept && plan remove "label istio-injection of namespace ${APP_NAMESPACE}"
-  fi
+  plan_app "$keep_app" "$ISTIO_DIR" "label istio-injection"
   if namespace_exists "$ISTIO_NAMESPACE"; then
     plan remove "the Istio add-ons the lab applied (${ISTIO_ADDONS}), by their ${COMPONENT_LABEL_KEY}=istio-addons label"
   fi
@@ -181,7 +189,7 @@ plan_istio() {
 }
 
 remove_istio_planned() {
-  local keep_app="$1" ns crd label
+  local keep_app="$1"
   remove_planned_app_objects "$keep_app" istio-injection label
   log_step "Removing the Istio add-ons the lab applied"
   if namespace_exists "$ISTIO_NAMESPACE"; then
@@ -196,12 +204,7 @@ remove_istio_planned() {
     log_warn "istioctl not found: removing Istio with kubectl only"
   fi
   delete_namespace "$ISTIO_NAMESPACE"
-  # Leftover webhooks point at a deleted istiod and break every later pod creation or the next install.
-  # shellcheck disable=SC2046
-  delete_objects $(istio_webhooks) $(istio_cluster_rbac)
-  for crd in $(istio_crds); do
-    delete_objects "crd/${crd}"
-  done
+  delete_cluster_wide_of istio
 }
 
 istio_leftovers() {
@@ -234,15 +237,7 @@ linkerd_users() {
 
 plan_linkerd() {
   local keep_app="$1" gateway_crds foreign_routes
-  REMOVE_NAMESPACES=""
-  if ((keep_app)); then
-    plan_lab_objects "$(mesh_only_types "$LINKERD_DIR")"
-    namespace_exists "$APP_NAMESPACE" && plan remove "annotations linkerd.io/inject and config.linkerd.io/default-inbound-policy of namespace ${APP_NAMESPACE}"
-  else
-    plan_namespaces "$APP_NAMESPACE" "$MONITORING_NAMESPACE"
-    plan_lab_objects "$(app_types "$LINKERD_DIR")"
-    app_namespace_kept && plan remove "annotations linkerd.io/inject and config.linkerd.io/default-inbound-policy of namespace ${APP_NAMESPACE}"
-  fi
+  plan_app "$keep_app" "$LINKERD_DIR" "annotations linkerd.io/inject and config.linkerd.io/default-inbound-policy"
   REMOVE_JAEGER=0
   if namespace_exists "$JAEGER_NAMESPACE"; then
     if created_by_lab namespace "$JAEGER_NAMESPACE"; then
@@ -302,11 +297,7 @@ remove_linkerd_planned() {
     fi
     delete_namespace "$LINKERD_VIZ_NAMESPACE"
     delete_namespace "$LINKERD_NAMESPACE"
-    # shellcheck disable=SC2046
-    delete_objects $(linkerd_webhooks) $(linkerd_cluster_rbac)
-    for crd in $(linkerd_crds); do
-      delete_objects "crd/${crd}"
-    done
+    delete_cluster_wide_of linkerd
   fi
   if ((REMOVE_GATEWAY_API)); then
     log_step "Removing the Gateway API CRDs the lab installed"
@@ -364,6 +355,17 @@ remove_planned_app_objects() {
       fi
     done
   fi
+}
+
+# delete_cluster_wide_of MESH: what a removed control plane leaves cluster-wide: its webhooks (pointing at a deleted
+# control plane, they break every later pod creation or the next install), cluster roles, and CRDs.
+delete_cluster_wide_of() {
+  local mesh="$1" crd
+  # shellcheck disable=SC2046
+  delete_objects $("${mesh}_webhooks") $("${mesh}_cluster_rbac")
+  for crd in $("${mesh}_crds"); do
+    delete_objects "crd/${crd}"
+  done
 }
 
 # app_namespace_kept: the app namespace stays (--keep-app, or not created by the lab): the mesh's label or annotations

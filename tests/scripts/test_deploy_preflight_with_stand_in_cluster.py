@@ -38,16 +38,16 @@ def test_stand_in_tools_refuse_a_duration_without_unit_like_the_real_ones(tmp_pa
     assert cluster.tool("kubectl", "delete", "namespace", "nope", "--ignore-not-found", "--timeout=5m").returncode == 0
 
 
-@pytest.mark.parametrize("script", ["deploy-istio.sh", "deploy-linkerd.sh"])
-def test_a_timeout_in_plain_seconds_reaches_every_cli_as_a_duration_with_stand_in_cluster(tmp_path, script):
+def test_a_timeout_in_plain_seconds_reaches_every_cli_as_a_duration_with_stand_in_cluster(tmp_path):
     cluster = StandInCluster(tmp_path)
-    result = cluster.run(script, "--yes", NO_QUICK_TEST, "--timeout", "300")
+    result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST, "--timeout", "300", "--with-jaeger")
     assert result.returncode == 0, result.stdout + result.stderr
     rollouts = calls_with(cluster, "kubectl", "rollout status")
     assert rollouts and all("--timeout=300s" in args for args in rollouts)
-    if script == "deploy-linkerd.sh":
-        waits = calls_with(cluster, "linkerd", "--wait")
-        assert waits and all(args[args.index("--wait") + 1] == "300s" for args in waits)
+    waits = calls_with(cluster, "linkerd", "--wait")
+    assert waits and all(args[args.index("--wait") + 1] == "300s" for args in waits)
+    helm = calls_with(cluster, "helm", "--timeout")
+    assert helm and all(args[args.index("--timeout") + 1] == "300s" for args in helm)
 
 
 def test_a_rollout_timeout_from_the_environment_is_normalised_too_with_stand_in_cluster(tmp_path):
@@ -75,9 +75,7 @@ def test_uninstall_works_on_a_cluster_too_small_to_install_with_stand_in_cluster
     assert cluster.run(f"deploy-{mesh}.sh", "--yes", NO_QUICK_TEST).returncode == 0
     state = cluster.state()
     state["objects"][0]["status"]["allocatable"]["cpu"] = "1500m"  # the node shrank (or another one is gone)
-    cluster.save(state)
-    refused = cluster.run(f"deploy-{mesh}.sh", "--yes", NO_QUICK_TEST)
-    assert refused.returncode != 0 and "1500m allocatable CPU" in refused.stderr
+    cluster.save(state)  # (a deploy refuses it now: test_deploy_with_stand_in_cluster's CPU test)
     removed = cluster.run(f"uninstall-{mesh}.sh", "--yes")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert "e-commerce" not in cluster.names("Namespace")
@@ -86,7 +84,7 @@ def test_uninstall_works_on_a_cluster_too_small_to_install_with_stand_in_cluster
 # ---------------------------------------------------------------------------------------------------------------
 # Gateway API: Linkerd 2.20 supports 1.2.1 - 1.5.1; never offer a downgrade
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("version", ["v1.2.1", "v1.3.0", "v1.5.1"])
+@pytest.mark.parametrize("version", ["v1.2.1", "v1.5.1"])  # both ends of the window
 def test_deploy_linkerd_keeps_every_gateway_api_linkerd_supports_with_stand_in_cluster(tmp_path, version):
     cluster = StandInCluster(tmp_path)
     cluster.tool("kubectl", "apply", "-f", str(cluster.write_gateway_api(version)))

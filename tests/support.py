@@ -4,6 +4,11 @@ from __future__ import annotations
 import requests
 
 
+def admin_url(stack, service: str) -> str:
+    """Where a service answers /admin/*, /health, /ready and /metrics apart from its business requests."""
+    return stack.admin_urls[service]
+
+
 class FaultSwitch:
     """Changes fault settings through the real /admin/faults endpoints and puts them back afterwards."""
 
@@ -13,18 +18,19 @@ class FaultSwitch:
 
     def set(self, service: str, **settings) -> dict:
         """Turns faults on with exactly `settings`: every rate not named is 0, so no other fault interferes."""
-        current = requests.get(self.stack.urls[service] + "/admin/faults", timeout=5).json()
+        url = admin_url(self.stack, service) + "/admin/faults"
+        current = requests.get(url, timeout=5).json()
         quiet = {name: (False if isinstance(value, bool) else 0) for name, value in current.items()
                  if name not in ("enabled", "timeout_seconds")}
         settings = {**quiet, "enabled": True, **settings}
-        response = requests.put(self.stack.urls[service] + "/admin/faults", json=settings, timeout=5)
+        response = requests.put(url, json=settings, timeout=5)
         assert response.status_code == 200, response.text
         self.touched.add(service)
         return response.json()
 
     def reset(self) -> None:
         for service in self.touched:
-            requests.delete(self.stack.urls[service] + "/admin/faults", timeout=5)
+            requests.delete(admin_url(self.stack, service) + "/admin/faults", timeout=5)
         self.touched.clear()
 
 
@@ -48,15 +54,19 @@ def metric_value(text: str, name: str, **labels) -> float:
 
 
 class LoneService:
-    """One more real instance of a service (gunicorn, shopkit config) wired to neighbours of the test's choosing."""
+    """One more real instance of a service (gunicorn, shopkit config) wired to neighbours of the test's choosing.
 
-    def __init__(self, component_name: str, env: dict[str, str], folder):
+    `unset` names variables to leave out of the environment, so a test can see the service's own defaults."""
+
+    def __init__(self, component_name: str, env: dict[str, str], folder, unset: tuple[str, ...] = ()):
         from devstack.stack import COMPONENTS, SERVICES, free_ports
 
         self.component = next(c for c in COMPONENTS if c.name == component_name)
-        self.port = free_ports(1)[0]
+        self.port, self.admin_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.env = env
+        self.unset = unset
         self.cwd = SERVICES / self.component.directory
         self.log = folder / f"{component_name}-{self.port}.log"
         self.process = None
@@ -70,8 +80,10 @@ class LoneService:
         from devstack.stack import SERVICES, http_ok
 
         env = {k: v for k, v in os.environ.items() if k not in ("SHOPKIT_RUNTIME_DIR", "PROMETHEUS_MULTIPROC_DIR")}
-        env.update(self.component.env, PORT=str(self.port), PYTHONPATH=str(SERVICES / "shopkit"),
-                   FAULTS_ENABLED="false", **self.env)
+        env.update(self.component.env, PORT=str(self.port), ADMIN_PORT=str(self.admin_port),
+                   PYTHONPATH=str(SERVICES / "shopkit"), FAULTS_ENABLED="false", **self.env)
+        for name in self.unset:
+            env.pop(name, None)
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", "python:shopkit.gunicorn_conf", self.component.target],
@@ -89,28 +101,40 @@ class LoneService:
 
 
 class FakeUpstream:
-    """A real HTTP server that plays a misbehaving neighbour and records the headers it was sent."""
+    """A real HTTP server that plays a misbehaving neighbour and records the headers it was sent.
+
+    `headers` are sent with every answer, with their names exactly as given (Envoy sends lowercase ones);
+    `respond(method, path, body)` -> (status, payload) decides the answer per request when given."""
 
     def __init__(self, status=200, body=b'{"products": [], "count": 0, "currency": "USD"}',
-                 content_type="application/json", delay_s=0.0, by_path: dict[str, tuple[int, bytes]] | None = None):
+                 content_type="application/json", delay_s=0.0, by_path: dict[str, tuple[int, bytes]] | None = None,
+                 headers: dict[str, str] | None = None, respond=None):
         import http.server
         import threading
         import time
 
         self.requests: list[dict[str, str]] = []
+        self.calls: list[tuple[str, str, bytes]] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self):
                 outer.requests.append({k.lower(): v for k, v in self.headers.items()})
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                sent = self.rfile.read(length) if length else b""
+                outer.calls.append((self.command, self.path, sent))
                 time.sleep(delay_s)
-                code, payload = (by_path or {}).get(self.path, (status, body))
+                if respond is not None:
+                    code, payload = respond(self.command, self.path, sent)
+                else:
+                    code, payload = (by_path or {}).get(self.path, (status, body))
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -120,6 +144,7 @@ class FakeUpstream:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -152,3 +177,17 @@ def spread_over_workers(send, log_file, marker: str, rounds: int = 6, burst: int
         if len(pids) >= 2:
             break
     return sent, pids
+
+
+def eventually(probe, timeout_s: float = 10.0, every_s: float = 0.1):
+    """Calls `probe` until it returns something true (and returns that), or fails after `timeout_s`: for effects that
+    happen after an answer (a notification sent in the background)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"still not true after {timeout_s:g} s: {probe.__doc__ or probe}"
+        time.sleep(every_s)

@@ -20,7 +20,7 @@ _COMMON_SH_LOADED=1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Version pins and names (one place; docs/deploy.md, "Versions", says why these versions).
+# Version pins and names (one place; docs/upstream-facts.md and docs/deploy.md, "Versions", say why these versions).
 # ---------------------------------------------------------------------------------------------------------------
 ISTIO_VERSION="${ISTIO_VERSION:-1.30.4}"   # 1.30.4 fixes the Envoy CVEs of ISTIO-SECURITY-2026-006 that 1.30.3 has
 LINKERD_VERSION="${LINKERD_VERSION:-edge-26.6.3}"   # Linkerd 2.20; the open-source project ships edge releases only

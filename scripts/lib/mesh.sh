@@ -130,7 +130,7 @@ check_no_foreign_objects() {
 }
 
 # apply_kustomization DIR: render DIR (with REGISTRY) and apply it. DestinationRules go first, because a
-# VirtualService naming a subset its DestinationRule does not define yet answers 503 (mesh-notes). A namespace the
+# VirtualService naming a subset its DestinationRule does not define yet answers 503 (docs/deploy.md, troubleshooting). A namespace the
 # render declares is created and recorded as the lab's when missing; an existing one that is not the lab's is used
 # as it is (not labelled, never deleted by uninstall), except the app's namespace, which must be the lab's.
 # Sets APPLIED_NAMESPACES to the namespaces its objects live in.

@@ -56,3 +56,17 @@ ensure_checkov() {
   "$REPO_ROOT/.venv/bin/python" -m tools.manifestcheck --install-checkov >/dev/null ||
     venv_die "could not install checkov into .venv-checkov: check the network access to PyPI and rerun."
 }
+
+# The pinned CRDs the manifest checks validate against (tools/manifestcheck/crds.toml): $CRDS_DIR when set, else
+# the cache .cache/crds, downloaded and verified on the first run. Offline this says so in one line and goes on:
+# the CRD schema tests then skip, each saying how to get them.
+ensure_crds() {
+  [[ -z "${CRDS_DIR:-}" ]] || return 0
+  [[ ! -d "$REPO_ROOT/.cache/crds" ]] || return 0
+  local out
+  if out=$(cd "$REPO_ROOT" && "$REPO_ROOT/.venv/bin/python" -m tools.manifestcheck fetch-crds --root "$REPO_ROOT" 2>&1); then
+    printf '%s\n' "$out" >&2
+  else
+    echo "Note: the pinned CRDs could not be downloaded (${out##*$'\n'}); the CRD schema tests will be skipped: set CRDS_DIR to a folder of them, or rerun online." >&2
+  fi
+}

@@ -18,6 +18,7 @@ CLUSTER_WORKLOADS = [
     ("payment-service", "v2"),
     ("notification-service", None),
     ("redis", None),
+    ("payment-ledger", None),
 ]
 # Workloads whose /metrics our Prometheus must scrape (pod label app).
 SCRAPED_APPS = ["api-gateway", "catalog-service", "cart-service", "payment-service", "notification-service"]
@@ -36,7 +37,7 @@ CHECKOUT_ATTEMPTS = 8  # ~20% of attempts fail (declines, timeouts, catalog erro
 CONCURRENT_PURCHASES = 4
 PAYMENT_FAILURES = {"402", "503", "504", "no-answer"}  # first word of an attempt: declined, unavailable, timed out
 CHECKOUT_ROUNDS = 15
-CHECKOUT_TIMEOUT_S = 15.0  # above the gateway's CHECKOUT_TIMEOUT_S (12 s)
+CHECKOUT_TIMEOUT_S = 30.0  # above the gateway's CHECKOUT_TIMEOUT_S (25 s) and the meshes' checkout routes (22 s, 27 s)
 REQUEST_TIMEOUT_S = 6.0  # above the gateway's UPSTREAM_TIMEOUT_S (5 s)
 HEALTH_TIMEOUT_S = 3.0
 CONCURRENCY = 8

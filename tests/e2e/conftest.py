@@ -29,6 +29,6 @@ def faults(stack):
 
 @pytest.fixture
 def lone_service(tmp_path):
-    def start(component_name: str, **env: str) -> LoneService:
-        return LoneService(component_name, env, tmp_path)
+    def start(component_name: str, unset: tuple[str, ...] = (), **env: str) -> LoneService:
+        return LoneService(component_name, env, tmp_path, unset)
     return start

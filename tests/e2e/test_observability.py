@@ -72,12 +72,23 @@ def test_one_trace_reaches_every_hop_of_a_checkout(stack, http, user):
 
 
 def test_routes_are_templates_and_business_counters_move(http, stack, user):
+    """Counters of a stack the whole run shares: what this test adds must move them by exactly that much."""
+    def cart_metrics():
+        return requests.get(stack.urls["cart"] + "/metrics", timeout=5).text
+
+    def catalog_calls(text):
+        return metric_value(text, "upstream_requests_total", upstream="catalog", outcome="ok")
+
+    before = cart_metrics()
     add(http, stack, user, "1", 3)
-    text = requests.get(stack.urls["cart"] + "/metrics", timeout=5).text
+    add(http, stack, user, "2", 1)
+    text = cart_metrics()
     assert 'route="/cart/<user_id>/add"' in text
     assert user not in text  # raw ids would explode cardinality
-    assert metric_value(text, "cart_items_added_total") >= 3
-    assert metric_value(text, "upstream_requests_total", upstream="catalog", outcome="ok") >= 1
+    assert metric_value(text, "cart_items_added_total") - metric_value(before, "cart_items_added_total") == 4
+    assert catalog_calls(text) - catalog_calls(before) == 2  # one product look-up per add
+    added = metric_value(text, "http_requests_total", route="/cart/<user_id>/add", status="200")
+    assert added - metric_value(before, "http_requests_total", route="/cart/<user_id>/add", status="200") == 2
     assert "http_request_duration_seconds_bucket" in text
 
 

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import requests
 
-from devstack.stack import COMPONENTS, REDIS_DEFAULT_PORT, Stack, StackError, port_is_free
+from devstack.stack import (ADMIN_PORT_OFFSET, COMPONENTS, LEDGER_DEFAULT_PORT, REDIS_DEFAULT_PORT, Stack, StackError,
+                            port_is_free)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def offset_with_free_ports() -> int:
     """An offset under which every default port is free (the developer may be running ./run-local.sh)."""
-    defaults = [c.default_port for c in COMPONENTS] + [REDIS_DEFAULT_PORT]
+    defaults = [c.default_port + extra for c in COMPONENTS for extra in (0, ADMIN_PORT_OFFSET)]
+    defaults += [REDIS_DEFAULT_PORT, LEDGER_DEFAULT_PORT]
     for offset in range(20000, 40000, 137):
         if all(port_is_free(p + offset) for p in defaults):
             return offset
@@ -42,10 +44,17 @@ def test_run_local_starts_serves_and_stops_on_ctrl_c(tmp_path):
         gateway = f"http://localhost:{5000 + offset}"
         assert gateway in text
         assert requests.get(gateway + "/api/products", timeout=5).status_code == 200
+        for component in COMPONENTS:  # every admin port is printed (business port + 100) and answers
+            admin = f"http://localhost:{component.default_port + ADMIN_PORT_OFFSET + offset}"
+            assert admin in text, (component.name, text)
+            assert requests.get(admin + "/ready", timeout=5).status_code == 200
+        assert requests.get(gateway + "/admin/faults", timeout=5).status_code == 404
+        assert f"redis://localhost:{LEDGER_DEFAULT_PORT + offset}/0" in text  # payment's ledger
         assert (tmp_path / "redis" / "appendonlydir").exists() or list((tmp_path / "redis").glob("*.aof*"))
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert process.wait(timeout=30) == 0
-        assert all(port_is_free(c.default_port + offset) for c in COMPONENTS)
+        assert all(port_is_free(c.default_port + offset) and port_is_free(c.default_port + ADMIN_PORT_OFFSET + offset)
+                   for c in COMPONENTS)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

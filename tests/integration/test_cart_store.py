@@ -1,11 +1,11 @@
-"""CartStore's Lua scripts against a real redis-server: atomic adds, limits, checkout completion, claims."""
+"""CartStore's Lua scripts against a real redis-server: atomic adds, limits, checkout claims, leases, the cart's lock."""
 import json
 import threading
 
 import pytest
 import redis
 
-from cart_service.store import MAX_QUANTITY, CartStore
+from cart_service.store import MAX_QUANTITY, CartStore, CheckoutKeys
 
 PRODUCT = {"id": "1", "name": "Trail Running Shoes", "price": "89.99"}
 
@@ -47,26 +47,50 @@ def test_view_totals_are_exact(store):
     assert view["total"] == "289.92" and [i["product_id"] for i in view["items"]] == ["1", "10"]
 
 
-def test_complete_removes_only_what_was_bought(store):
+FIELDS = {"order_id": "ord_00000000000000000001", "items": "[]", "total": "179.98", "currency": "USD",
+          "created_at": "2026-01-01T00:00:00Z"}
+
+
+def test_complete_removes_only_what_was_bought_and_only_once(store):
     store.add("dave", PRODUCT, 2)
-    order = {"order_id": "ord_00000000000000000001", "items": [{"product_id": "1", "quantity": 2}]}
+    keys = CheckoutKeys("dave", "k1")
+    assert store.open_claim(keys, "t", 60, 3600, FIELDS) == ("opened", "")
     store.add("dave", PRODUCT, 1)  # added while payment was running
-    claim = store.claim_key("dave", "k1")
-    assert store.claim(claim, "pending:x", 60) is None
-    store.complete("dave", claim, order, 3600)
+    order = {"order_id": FIELDS["order_id"], "items": [{"product_id": "1", "quantity": 2}]}
+    assert store.complete(keys, order, 3600) is True
+    assert store.complete(keys, order, 3600) is False, "a second approval of the same claim changes nothing"
     assert store.lines("dave")[0]["quantity"] == 1
-    assert store.order("ord_00000000000000000001") == order
-    assert store.claim(claim, "pending:y", 60) == "order:ord_00000000000000000001"
-    assert [o["order_id"] for o in store.orders_of("dave")] == ["ord_00000000000000000001"]
+    assert store.order(FIELDS["order_id"]) == order
+    claim, lease = store.read_claim(keys)
+    assert claim["state"] == "paid" and lease is None
+    assert [o["order_id"] for o in store.orders_of("dave")] == [FIELDS["order_id"]]
+    assert store.open_claim(CheckoutKeys("dave", "k2"), "t", 60, 3600, FIELDS) == ("opened", ""), "the cart is free"
 
 
-def test_release_only_frees_its_own_claim(store):
-    claim = store.claim_key("erin", "k")
-    assert store.claim(claim, "pending:mine", 60) is None
-    store.release(claim, "pending:someone-else")
-    assert store.claim(claim, "pending:other", 60) == "pending:mine"
-    store.release(claim, "pending:mine")
-    assert store.claim(claim, "pending:other", 60) is None
+def test_the_cart_lock_names_the_checkout_in_flight_until_it_is_settled(store):
+    first, second = CheckoutKeys("erin", "a"), CheckoutKeys("erin", "b")
+    assert store.open_claim(first, "t1", 60, 3600, FIELDS) == ("opened", "")
+    assert store.open_claim(first, "t2", 60, 3600, FIELDS) == ("claim", "")
+    assert store.open_claim(second, "t2", 60, 3600, FIELDS) == ("lock", "a")
+    store.give_up(first, "t1")  # the outcome is unknown: claim and lock stay
+    claim, lease = store.read_claim(first)
+    assert claim["state"] == "pending" and lease is None
+    assert store.open_claim(second, "t2", 60, 3600, FIELDS) == ("lock", "a")
+    assert store.take_over(first, "t3", 60) and not store.take_over(first, "t4", 60)
+    store.release(first, "t1")  # not the holder any more: nothing happens
+    assert store.read_claim(first)[0] is not None
+    store.release(first, "t3")
+    assert store.read_claim(first) == (None, None)
+    assert store.open_claim(second, "t2", 60, 3600, FIELDS) == ("opened", "")
+
+
+def test_a_lock_without_its_claim_is_cleared(store):
+    assert store.open_claim(CheckoutKeys("fay", "gone"), "t", 60, 3600, FIELDS) == ("opened", "")
+    store.redis.delete(CheckoutKeys("fay", "gone").claim)
+    store.clear_stale_lock("fay", "other")  # names another key: stays
+    assert store.open_claim(CheckoutKeys("fay", "new"), "t", 60, 3600, FIELDS) == ("lock", "gone")
+    store.clear_stale_lock("fay", "gone")
+    assert store.open_claim(CheckoutKeys("fay", "new"), "t", 60, 3600, FIELDS) == ("opened", "")
 
 
 def test_stored_info_is_json(store, redis_server):

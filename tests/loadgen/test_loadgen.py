@@ -105,7 +105,7 @@ def test_loadgen_counts_agree_with_the_services_own_metrics(stack, faults):
     # Half the payments declined, so the comparison covers a failure result as well as approvals.
     faults.set("payment-v1", enabled=True, decline_rate=0.5, timeout_rate=0.0, error_rate=0.0)
     for service in ("api-gateway", "catalog", "cart", "payment-v2", "notification"):
-        assert requests.get(stack.urls[service] + "/admin/faults", timeout=5).json()["enabled"] is False, service
+        assert requests.get(stack.admin_urls[service] + "/admin/faults", timeout=5).json()["enabled"] is False, service
     before = scrape(stack)
     settings = Settings(gateway_url=stack.urls["api-gateway"], rps=30, concurrency=4, duration_s=5,
                         summary_every_s=2, metrics_port=0, instance="test")

@@ -94,3 +94,46 @@ def test_failure_accrual_in_a_kustomize_patch_is_checked_too(tree_copy):
     docs[0]["metadata"]["annotations"]["balancer.linkerd.io/failure-accrual"] = "consecutive-failures"
     tree_copy.write_docs(rel, docs)
     assert matching(tree_copy.check("mesh"), rel, "balancer.linkerd.io/failure-accrual: 'consecutive-failures' is not consecutive")
+
+
+def admin_server_with_routes(tree_copy, probe_route: bool):
+    """A Linkerd Server for catalog's admin port (where the kubelet probes) with an /admin route and maybe a probe
+    route open to any network."""
+    rel = "linkerd/authorization.yaml"
+    docs = tree_copy.docs(rel)
+    meta = {"namespace": "e-commerce"}
+    docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": "Server",
+                 "metadata": {"name": "catalog-service-admin-port", **meta},
+                 "spec": {"podSelector": {"matchLabels": {"app": "catalog-service"}}, "port": "admin",
+                          "proxyProtocol": "HTTP/1"}})
+    parent = [{"group": "policy.linkerd.io", "kind": "Server", "name": "catalog-service-admin-port"}]
+    docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": "HTTPRoute",
+                 "metadata": {"name": "catalog-service-admin-only", **meta},
+                 "spec": {"parentRefs": parent, "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}]}]}})
+    if probe_route:
+        docs.append({"apiVersion": "policy.linkerd.io/v1beta3", "kind": "HTTPRoute",
+                     "metadata": {"name": "catalog-service-admin-probes", **meta},
+                     "spec": {"parentRefs": parent, "rules": [{"matches": [
+                         {"path": {"type": "Exact", "value": "/health"}, "method": "GET"},
+                         {"path": {"type": "Exact", "value": "/ready"}, "method": "GET"}]}]}})
+        docs.append({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "AuthorizationPolicy",
+                     "metadata": {"name": "catalog-service-admin-probes", **meta},
+                     "spec": {"targetRef": {"group": "policy.linkerd.io", "kind": "HTTPRoute",
+                                            "name": "catalog-service-admin-probes"},
+                              "requiredAuthenticationRefs": [{"group": "policy.linkerd.io",
+                                                              "kind": "NetworkAuthentication", "name": "any-network"}]}})
+    tree_copy.write_docs(rel, docs)
+    return rel
+
+
+def test_a_linkerd_server_with_routes_on_the_probed_port_denies_the_kubelet(tree_copy):
+    rel = admin_server_with_routes(tree_copy, probe_route=False)
+    problems = tree_copy.check("mesh")
+    for path in ("/health", "/ready"):
+        assert matching(problems, rel, "Server/catalog-service-admin-port",
+                        f"Deployment/catalog-service is probed at {path} on port 8090"), problems
+
+
+def test_a_probe_route_open_to_any_network_keeps_the_probes_authorized(tree_copy):
+    admin_server_with_routes(tree_copy, probe_route=True)
+    assert not matching(tree_copy.check("mesh"), "is probed at")

@@ -1,9 +1,9 @@
 """Strict schema validation: core kinds with kubernetes-validate, custom kinds against the pinned CRDs."""
 from __future__ import annotations
 
-import os
+import pytest
 
-from tests.manifests.manifest_copy import crds_folder, matching
+from tests.manifests.manifest_copy import matching
 
 from tools.manifestcheck import core_schemas
 from tools.manifestcheck.crd_schemas import to_json_schema
@@ -13,6 +13,7 @@ def is_payment_vs(doc):
     return doc["metadata"]["name"] == "payment-service"
 
 
+@pytest.mark.crds
 def test_misspelled_field_in_a_virtualservice_fails(tree_copy):
     def misspell(vs):
         route = vs["spec"]["http"][0]
@@ -23,6 +24,7 @@ def test_misspelled_field_in_a_virtualservice_fails(tree_copy):
     assert matching(problems, rel, f"VirtualService/{vs['metadata']['name']}", "spec.http.0", "'timout' was unexpected"), problems
 
 
+@pytest.mark.crds
 def test_misspelled_field_in_an_httproute_fails(tree_copy):
     def misspell(route):
         backend = route["spec"]["rules"][0]["backendRefs"][0]
@@ -48,11 +50,13 @@ def test_misspelled_field_in_a_deployment_fails_for_both_kubernetes_versions(tre
     assert "1.31" in core_schemas.target_versions()
 
 
+@pytest.mark.crds
 def test_misspelled_metadata_field_of_a_custom_resource_fails(tree_copy):
     rel, _ = tree_copy.edit("DestinationRule", lambda d: d["metadata"].update(lables={"app": "x"}), folder="istio/")
     assert matching(tree_copy.check("crd"), rel, "metadata", "'lables' was unexpected")
 
 
+@pytest.mark.crds
 def test_wrong_type_enum_and_missing_required_field_fail(tree_copy):
     def break_route(route):
         rule = route["spec"]["rules"][0]
@@ -80,6 +84,7 @@ def test_preserve_unknown_fields_keeps_an_object_open():
     assert "additionalProperties" not in to_json_schema(schema)
 
 
+@pytest.mark.crds
 def test_unknown_kind_and_unserved_version_fail(tree_copy):
     tree_copy.edit("DestinationRule", lambda d: d.update(kind="DestinationRules"), folder="istio/")
     tree_copy.edit("PeerAuthentication", lambda d: d.update(apiVersion="security.istio.io/v2"), folder="istio/")
@@ -91,19 +96,3 @@ def test_unknown_kind_and_unserved_version_fail(tree_copy):
 def test_unknown_core_kind_fails(tree_copy):
     tree_copy.edit("ConfigMap", lambda d: d.update(kind="ConfigMapp"), folder="kubernetes/")
     assert matching(tree_copy.check("core"), "ConfigMapp/", "unknown kind 'ConfigMapp'")
-
-
-def test_missing_crd_folder_fails_and_says_where_it_looked(tree_copy, tmp_path):
-    nowhere = tmp_path / "no-crds-here"
-    # Default location: the copy has no ../shared/crds next to it.
-    env = {k: v for k, v in os.environ.items() if k != "CRDS_DIR"}
-    result = tree_copy.cli("--only", "crd", env=env)
-    assert result.returncode == 1
-    expected = (tree_copy.root / "../shared/crds").resolve()
-    assert str(expected) in result.stdout and "CRDS_DIR=" in result.stdout and "--crds" in result.stdout, result.stdout
-    # $CRDS_DIR pointing nowhere.
-    result = tree_copy.cli("--only", "crd", env={**env, "CRDS_DIR": str(nowhere)})
-    assert result.returncode == 1 and str(nowhere) in result.stdout and "$CRDS_DIR" in result.stdout, result.stdout
-    # ... and the same folder through the environment works.
-    result = tree_copy.cli("--only", "crd", env={**env, "CRDS_DIR": str(crds_folder())})
-    assert result.returncode == 0, result.stdout

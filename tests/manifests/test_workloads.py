@@ -88,3 +88,38 @@ def test_redis_without_appendonly_fails(tree_copy):
 
     rel, _ = tree_copy.edit("Deployment", no_aof, folder="kubernetes/", where=named("redis"))
     assert matching(tree_copy.check("workloads"), rel, "Deployment/redis", "without `--appendonly yes`")
+
+
+def test_probes_must_use_the_admin_port(tree_copy):
+    def probe_business_port(deployment):
+        container(deployment)["livenessProbe"]["httpGet"]["port"] = "http"
+
+    rel, _ = tree_copy.edit("Deployment", probe_business_port, folder="kubernetes/", where=named("catalog-service"))
+    assert matching(tree_copy.check("workloads"), rel, "Deployment/catalog-service",
+                    "livenessProbe on port 'http', not the admin port 8090")
+
+
+def test_a_service_must_not_expose_the_admin_port(tree_copy):
+    def expose(service):
+        service["spec"]["ports"].append({"name": "http-admin", "port": 8090, "targetPort": "admin", "protocol": "TCP"})
+
+    rel, _ = tree_copy.edit("Service", expose, folder="kubernetes/", where=named("cart-service"))
+    assert matching(tree_copy.check("workloads"), rel, "Service/cart-service",
+                    "port 'http-admin' sends to the admin port 8090", "kubectl port-forward")
+
+
+def test_admin_port_env_and_container_port_must_agree_and_exist(tree_copy):
+    tree_copy.edit("Deployment", lambda d: set_env(d, "ADMIN_PORT", "9000"), folder="kubernetes/",
+                   where=named("api-gateway"))
+
+    def drop_admin_port(deployment):
+        c = container(deployment)
+        c["ports"] = [p for p in c["ports"] if p["name"] != "admin"]
+        c["env"] = [e for e in c["env"] if e["name"] != "ADMIN_PORT"]
+        for probe in ("livenessProbe", "readinessProbe"):
+            c[probe]["httpGet"]["port"] = "http"
+
+    tree_copy.edit("Deployment", drop_admin_port, folder="kubernetes/", where=named("notification-service"))
+    problems = tree_copy.check("workloads")
+    assert matching(problems, "Deployment/api-gateway", "ADMIN_PORT=9000 but the container port named 'admin' is 8090")
+    assert matching(problems, "Deployment/notification-service", "no container port named 'admin'")

@@ -23,8 +23,8 @@ from fakecluster import cluster_object as fakecluster_object  # noqa: E402
 pytestmark = [needs_real_kubectl(), pytest.mark.slow]
 
 APP = "e-commerce"
-APP_DEPLOYMENTS = {"redis", "catalog-service", "cart-service", "payment-service-v1", "payment-service-v2",
-                   "notification-service", "api-gateway", "loadgen"}
+APP_DEPLOYMENTS = {"redis", "payment-ledger", "catalog-service", "cart-service", "payment-service-v1",
+                   "payment-service-v2", "notification-service", "api-gateway", "loadgen"}
 NO_QUICK_TEST = "--skip-quick-test"
 
 

@@ -93,7 +93,7 @@ def shop_page(browser, stack):
     """A fresh browser profile (so a fresh shopper) on the storefront, with its console watched."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.urls["api-gateway"])
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)  # generous: a loaded 2-core machine starts Chromium slowly
     watch = PageWatch(page)
     yield page, watch
     context.close()

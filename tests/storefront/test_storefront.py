@@ -281,13 +281,39 @@ def test_new_shopper_waits_for_a_slow_checkout_and_drops_the_previous_shoppers_r
     assert_console_clean(watch)
 
 
+def test_a_checkout_refused_for_another_one_in_flight_retries_with_that_key(stack, shop_page, faults):
+    """Another client of the same shopper checks out while payment is slow: the storefront's own checkout is refused
+    naming that attempt's key, and "Retry checkout" repeats that attempt, which gives the one order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    page, watch = shop_page
+    user, product = open_with_one_item(page, stack, 4)
+    for payment in ("payment-v1", "payment-v2"):
+        faults.set(payment, enabled=True, delay_ms=2500)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(requests.post, f"{stack.urls['api-gateway']}/api/cart/{user}/checkout",
+                            headers={"Idempotency-Key": "other-client"}, timeout=30)
+        page.wait_for_timeout(700)  # the other attempt has priced the cart and waits for payment
+        page.locator("#checkout").click()
+        page.locator("#retry-checkout").wait_for()
+        assert "not finished yet" in page.locator("#checkout-notice").inner_text()
+        assert other.result().status_code == 201
+    faults.reset()
+    page.locator("#retry-checkout").click()
+    page.wait_for_function("() => document.getElementById('checkout-notice').innerText.includes('already placed')")
+    assert watch.checkout_keys[-1] == "other-client" and len(watch.checkout_keys) == 2
+    assert [o["idempotency_key"] for o in api(stack, f"/api/users/{user}/orders")["orders"]] == ["other-client"]
+    assert server_cart(stack, user) == {}
+    assert_console_clean(watch)
+
+
 def test_two_tabs_are_two_shoppers_sharing_the_browsers_version_count(browser, stack):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.urls["api-gateway"])
     try:
         first, second = context.new_page(), context.new_page()
         watches = [PageWatch(first), PageWatch(second)]
         for page in (first, second):
-            page.set_default_timeout(15_000)
+            page.set_default_timeout(30_000)
             page.goto("/")
             page.locator("#product-list li.product").first.wait_for()
         first_user, second_user = (p.locator("#user-id").inner_text() for p in (first, second))

@@ -1,8 +1,17 @@
-"""Each service's own rules, through its real Flask app in this process (Flask's test client, no network).
-Cart needs Redis, so its rules are tested in tests/integration and tests/e2e."""
-import pytest
+"""Each service's own rules, through its real Flask app in this process (Flask's test client, no network to the
+neighbours). Payment's ledger is a real redis-server; cart's rules are tested in tests/integration and tests/e2e."""
+import uuid
 
+import pytest
+import redis
+
+from shopkit.app import service_of
 from shopkit.faults import COMMON_FIELDS
+
+
+def admin(client):
+    """The test client of the admin app beside this business app (the admin port's routes)."""
+    return service_of(client.application).admin_app.test_client()
 
 
 @pytest.fixture
@@ -27,7 +36,10 @@ def notification(isolated_runtime):
 
 
 @pytest.fixture
-def payment(isolated_runtime, monkeypatch):
+def payment(isolated_runtime, monkeypatch, redis_server):
+    ledger_url = redis_server.url.replace("/0", "/4")
+    redis.Redis.from_url(ledger_url).flushdb()
+    monkeypatch.setenv("PAYMENT_LEDGER_URL", ledger_url)
     monkeypatch.setenv("FAULTS_ENABLED", "false")
     monkeypatch.setenv("SERVICE_VERSION", "v2")
     from payment_service.app import create_app
@@ -51,7 +63,8 @@ def test_catalog_unknown_and_odd_ids(catalog):
 
 
 def test_catalog_seed_fault_rate_comes_from_the_service(catalog):
-    assert catalog.get("/admin/faults").get_json()["error_rate"] == 0.05
+    assert admin(catalog).get("/admin/faults").get_json()["error_rate"] == 0.05
+    assert catalog.get("/admin/faults").status_code == 404
 
 
 def test_notification_lists_newest_first_and_limits(notification):
@@ -75,7 +88,7 @@ def test_notification_bad_input(notification, body, message):
     assert response.status_code == 400 and message in response.get_json()["error"]
 
 
-@pytest.mark.parametrize("limit", ["0", "51", "x", "-1"])
+@pytest.mark.parametrize("limit", ["0", "51", "x", "-1", "\u00b2", "\u0663"])
 def test_notification_bad_limit(notification, limit):
     assert notification.get(f"/notifications/ann?limit={limit}").status_code == 400
 
@@ -94,31 +107,57 @@ def test_payment_replays_an_approved_key_and_refuses_a_different_payment(payment
     first = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k1"})
     again = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k1"})
     assert first.status_code == 201 and again.status_code == 200
-    assert again.get_json()["payment_id"] == first.get_json()["payment_id"] and again.get_json()["replayed"]
+    assert again.get_json() == first.get_json() and again.headers["Idempotent-Replayed"] == "true"
     other = payment.post("/payments", json={**PAY, "amount": "43.00"}, headers={"Idempotency-Key": "k1"})
     assert other.status_code == 409 and "different payment" in other.get_json()["error"]
 
 
 def test_payment_decline_is_402_even_when_notification_is_down(payment):
-    payment.put("/admin/faults", json={"enabled": True, "decline_rate": 1.0, "timeout_rate": 0.0})
+    admin(payment).put("/admin/faults", json={"enabled": True, "decline_rate": 1.0, "timeout_rate": 0.0})
     declined = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k2"})
     assert declined.status_code == 402
     body = declined.get_json()
     assert body["status"] == "declined" and body["version"] == "v2" and body["injected"] is True
     # a decline is not remembered: once the card works, the same key charges
-    payment.put("/admin/faults", json={"decline_rate": 0.0})
+    admin(payment).put("/admin/faults", json={"decline_rate": 0.0})
     assert payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k2"}).status_code == 201
 
 
 def test_payment_injected_timeout_answers_504_without_charging(payment):
-    payment.put("/admin/faults", json={"enabled": True, "decline_rate": 0.0, "timeout_rate": 1.0,
+    admin(payment).put("/admin/faults", json={"enabled": True, "decline_rate": 0.0, "timeout_rate": 1.0,
                                         "timeout_seconds": 0.05})
     hung = payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k3"})
     assert hung.status_code == 504 and hung.get_json()["fault"] == "timeout"
-    payment.put("/admin/faults", json={"timeout_rate": 0.0})
+    admin(payment).put("/admin/faults", json={"timeout_rate": 0.0})
     assert payment.post("/payments", json=PAY, headers={"Idempotency-Key": "k3"}).status_code == 201
 
 
 def test_payment_admin_knows_its_extra_settings(payment):
-    settings = payment.get("/admin/faults").get_json()
+    settings = admin(payment).get("/admin/faults").get_json()
     assert set(settings) == set(COMMON_FIELDS) | {"decline_rate", "timeout_rate", "timeout_seconds"}
+
+
+def test_payment_cancel_returns_an_approval_or_forbids_one(payment):
+    key = f"c-{uuid.uuid4().hex}"
+    charged = payment.post("/payments", json=PAY, headers={"Idempotency-Key": key})
+    cancel = payment.post(f"/payments/{key}/cancel")
+    assert cancel.status_code == 200 and cancel.get_json() == charged.get_json()
+    other = f"c-{uuid.uuid4().hex}"
+    cancelled = payment.post(f"/payments/{other}/cancel")
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    late = payment.post("/payments", json=PAY, headers={"Idempotency-Key": other})
+    assert late.status_code == 409 and late.get_json()["charged"] is False
+    assert payment.post("/payments/has%20space/cancel").status_code == 400
+
+
+def test_payment_without_its_ledger_charges_nothing_and_is_not_ready(isolated_runtime, monkeypatch):
+    from devstack.stack import free_ports
+
+    monkeypatch.setenv("PAYMENT_LEDGER_URL", f"redis://127.0.0.1:{free_ports(1)[0]}/0")
+    monkeypatch.setenv("FAULTS_ENABLED", "false")
+    from payment_service.app import create_app
+
+    client = create_app().test_client()
+    answer = client.post("/payments", json=PAY, headers={"Idempotency-Key": "no-ledger"})
+    assert answer.status_code == 503 and answer.get_json()["charged"] is False
+    assert admin(client).get("/ready").status_code == 503 and admin(client).get("/health").status_code == 200

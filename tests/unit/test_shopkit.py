@@ -101,3 +101,80 @@ def test_roll_honours_rate_zero_one_and_the_master_switch(tmp_path):
     store.update({"error_rate": 1.0, "enabled": False})
     assert not any(faults.roll("error_rate", "error") for _ in range(100))
     assert faults.before_business_request() is None
+
+
+@pytest.mark.parametrize("value", ["abc\n", "abc\r\n", "\nabc", "a" * 65, "", "a b", "\u00fc", "١"])
+def test_ids_are_matched_whole(value):
+    from shopkit.validation import check_id
+
+    with pytest.raises(BadRequest):
+        check_id(value, "user_id")
+
+
+@pytest.mark.parametrize("check,value", [("check_order_id", "ord_" + "0" * 20 + "\n"),
+                                         ("check_idempotency_key", "key\n"), ("check_idempotency_key", "k" * 129)])
+def test_order_ids_and_keys_are_matched_whole(check, value):
+    from shopkit import validation
+
+    with pytest.raises(BadRequest):
+        getattr(validation, check)(value)
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e400}',
+                                 b'{"a": -1e400}', b'{"a": 1' + b"0" * 5000 + b"}"])
+def test_json_bodies_refuse_numbers_json_has_not(raw):
+    from flask import Flask, request
+
+    from shopkit.validation import json_object
+
+    with Flask(__name__).test_request_context(data=raw, content_type="application/json"):
+        with pytest.raises(BadRequest, match="not valid JSON"):
+            json_object(request)
+
+
+@pytest.mark.parametrize("raw,expected", [(None, 50), ("1", 1), ("50", 50), ("007", 7)])
+def test_query_int_reads_ascii_digits(raw, expected):
+    from flask import Flask, request
+
+    from shopkit.validation import query_int
+
+    query = {"limit": raw} if raw is not None else {}
+    with Flask(__name__).test_request_context(query_string=query):
+        assert query_int(request, "limit", 1, 50, default=50) == expected
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "\u0663", "0", "51", "-1", "1.0", " 1", "1\n", "", "9" * 30])
+def test_query_int_refuses_anything_else(raw):
+    from flask import Flask, request
+
+    from shopkit.validation import query_int
+
+    with Flask(__name__).test_request_context(query_string={"limit": raw}):
+        with pytest.raises(BadRequest, match="'limit' must be a whole number from 1 to 50"):
+            query_int(request, "limit", 1, 50, default=50)
+
+
+@pytest.mark.parametrize("raw", ["1e30", "12.345", "-0.01", "NaN", "Infinity", "10000.01", "1,00", "", " 1.00", 5])
+def test_prices_are_bounded_decimal_strings(raw):
+    from shopkit.validation import parse_money
+
+    with pytest.raises(BadRequest):
+        parse_money(raw, "price", maximum="10000.00")
+
+
+def test_non_finite_fault_values_are_refused_even_past_the_json_parser(tmp_path):
+    store = FaultStore(COMMON_FIELDS, {"enabled": True, "error_rate": 0.0, "delay_ms": 0, "sick": False}, str(tmp_path))
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(BadRequest, match="finite"):
+            store.update({"delay_ms": value})
+
+
+def test_the_admin_listener_binds_every_interface_for_the_kubelet_istio_and_port_forwards():
+    from devstack.stack import free_ports
+    from shopkit.admin_server import open_listener
+
+    listener = open_listener(free_ports(1)[0])
+    try:
+        assert listener.getsockname()[0] == "0.0.0.0" and listener.get_inheritable()
+    finally:
+        listener.close()

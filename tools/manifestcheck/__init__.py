@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import (access_matrix, connections, core_schemas, crd_schemas, dashboards, hardening, images, kustomize,
-               mesh_config, ownership, references, routes, workloads)
+from . import (access_matrix, connections, core_schemas, crd_pins, crd_schemas, dashboards, hardening, images,
+               kustomize, mesh_config, ownership, references, routes, workloads)
 from .model import Problem, Tree
 
 # name -> what it checks; the order is the order they run in.
@@ -19,8 +19,8 @@ CHECKS = {
     "crd": "Istio/Linkerd/Gateway API/Flagger kinds against the pinned CRDs (unknown field = error)",
     "refs": "selectors, ports, ServiceAccounts, Secrets, ConfigMaps, subsets, principals, route parents/backends exist",
     "routes": "canary weights add up to 100 and match across a Service's routes; no retried POST; timeouts; no ServiceProfile",
-    "workloads": "PORT = port http = prometheus.io/port = Service targetPort; *_URL name Services; known env names; /tmp; Redis AOF",
-    "mesh": "Istio gateway selector and tracing provider; Linkerd annotation keys, values and places; no HTTP/2 Server; "
+    "workloads": "PORT = port http = prometheus.io/port = Service targetPort; probes on the admin port, in no Service; *_URL name Services; known env names; /tmp; Redis AOF",
+    "mesh": "Istio gateway selector and tracing provider; Linkerd annotation keys and values; no HTTP/2 Server; Linkerd probes authorized; "
             "prometheus-scrape policy; Flagger Canary timeout",
     "connections": "DestinationRule idleTimeout below the apps' keep-alive; istio-proxy drain covers the apps' shutdown",
     "ownership": "every object carries the lab's part-of/managed-by labels (kustomize labels, or in the scenario file)",
@@ -34,13 +34,22 @@ CHECKS = {
 @dataclass
 class Options:
     root: Path
-    crds: str | None = None
+    crds: str | None = None  # --crds; else $CRDS_DIR, else the cache (crd_pins.locate)
     checkov: Path | None = None
     checks: list[str] = field(default_factory=lambda: list(CHECKS))
     render: bool = True
 
 
-def run(options: Options) -> tuple[list[Problem], Tree]:
+@dataclass
+class Result:
+    problems: list[Problem]
+    tree: Tree
+    # Why the CRD schema check could not run: no CRDs to be had (CrdsUnavailable), or a folder that does not hold
+    # exactly the pinned files (CrdsInvalid). Every other check has still run.
+    crds_problem: crd_pins.CrdsUnavailable | crd_pins.CrdsInvalid | None = None
+
+
+def run(options: Options) -> Result:
     root = options.root.resolve()
     tree = Tree.load(root)
     selected = set(options.checks)
@@ -49,28 +58,21 @@ def run(options: Options) -> tuple[list[Problem], Tree]:
         problems += tree.parse_problems
     if "kustomize" in selected:
         problems += kustomize.check(tree, render=options.render)
-    crds = None
-    if selected & {"core", "crd"}:
-        folder, how = crd_schemas.resolve_folder(root, options.crds)
-        if not folder.is_dir():
-            problems.append(crd_schemas.missing_folder_problem(folder, how, "CRD folder not found"))
+    if "core" in selected:
+        # The pinned bundles name their API groups, so the core check knows a custom kind even without the CRDs.
+        custom_groups = crd_pins.load_pins().groups
+        problems += core_schemas.check([d for d in tree.docs if d.kind != "Kustomization" and d.group not in custom_groups])
+        problems += core_schemas.check([d for d in tree.patches if d.group not in custom_groups], partial=True)
+    crds_problem = None
+    if "crd" in selected:
+        try:
+            crds = crd_schemas.load(crd_pins.verified_folder(root, options.crds))
+        except (crd_pins.CrdsUnavailable, crd_pins.CrdsInvalid) as exc:
+            crds_problem = exc
         else:
-            crds = crd_schemas.load(folder)
-            if not crds.by_group_kind:
-                problems.append(crd_schemas.missing_folder_problem(folder, how, "no CustomResourceDefinition in the CRD folder"))
-                crds = None
-        custom_groups = crds.groups if crds else set()
-        core_docs = [d for d in tree.docs if d.kind != "Kustomization" and d.group not in custom_groups]
-        core_patches = [d for d in tree.patches if d.group not in custom_groups]
-        if "core" in selected:
-            # Without CRDs an unknown kind may be a custom one: the missing folder is the problem reported.
-            unknown_ok = crds is None
-            problems += core_schemas.check(core_docs, skip_unknown=unknown_ok)
-            problems += core_schemas.check(core_patches, partial=True, skip_unknown=unknown_ok)
-        if "crd" in selected and crds is not None:
-            custom = [d for d in tree.docs if d.group in custom_groups]
-            patches = [d for d in tree.patches if d.group in custom_groups]
-            problems += crd_schemas.check(custom, crds) + crd_schemas.check(patches, crds, partial=True)
+            custom_groups = crd_pins.load_pins().groups | crds.groups
+            problems += crd_schemas.check([d for d in tree.docs if d.group in custom_groups], crds)
+            problems += crd_schemas.check([d for d in tree.patches if d.group in custom_groups], crds, partial=True)
     # The checks that read the whole tree, by the name --only/--skip use.
     tree_checks = {"refs": references, "routes": routes, "workloads": workloads, "mesh": mesh_config,
                    "connections": connections, "ownership": ownership, "matrix": access_matrix, "images": images,
@@ -80,7 +82,7 @@ def run(options: Options) -> tuple[list[Problem], Tree]:
             problems += module.check(tree)
     if "hardening" in selected:
         problems += hardening.check(tree, options.checkov or hardening.default_checkov(root))
-    return sorted(set(problems), key=sort_key), tree
+    return Result(sorted(set(problems), key=sort_key), tree, crds_problem)
 
 
 def sort_key(problem: Problem):

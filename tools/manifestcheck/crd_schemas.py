@@ -8,7 +8,6 @@ string; `nullable` accepts null. CEL rules (`x-kubernetes-validations`) need a r
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,10 +15,8 @@ from typing import Any
 
 import jsonschema
 
+from .crd_pins import load_pins
 from .model import Document, Problem, load_all
-
-DEFAULT_CRDS_DIR = "../shared/crds"  # relative to the repository root
-CRDS_ENV = "CRDS_DIR"
 
 
 @dataclass
@@ -51,30 +48,8 @@ class CrdSet:
         return sorted(kind for g, kind in self.by_group_kind if g == group)
 
 
-class CrdFolderMissing(Exception):
-    pass
-
-
-def resolve_folder(root: Path, option: str | None) -> tuple[Path, str]:
-    """Where the CRDs are and why: --crds wins over $CRDS_DIR, which wins over ../shared/crds."""
-    if option:
-        return Path(option).expanduser().resolve(), "--crds"
-    if os.environ.get(CRDS_ENV):
-        return Path(os.environ[CRDS_ENV]).expanduser().resolve(), f"${CRDS_ENV}"
-    return (root / DEFAULT_CRDS_DIR).resolve(), f"the default {DEFAULT_CRDS_DIR} from the repository root"
-
-
-def missing_folder_problem(folder: Path, how: str, detail: str) -> Problem:
-    return Problem(
-        str(folder),
-        message=(
-            f"{detail} (looked at {folder}, chosen by {how}); the Istio, Linkerd, Gateway API and Flagger kinds "
-            f"cannot be validated: set {CRDS_ENV}=/path/to/crds or pass --crds /path/to/crds"
-        ),
-    )
-
-
 def load(folder: Path) -> CrdSet:
+    """The CRDs of the pinned files in `folder` (verify the folder first: crd_pins.verified_folder)."""
     return _load_cached(str(folder))
 
 
@@ -82,16 +57,15 @@ def load(folder: Path) -> CrdSet:
 def _load_cached(folder_str: str) -> CrdSet:
     folder = Path(folder_str)
     crds = CrdSet(folder)
-    for path in sorted(folder.rglob("*")):
-        if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
-            continue
+    for pin in load_pins().files:  # only the pinned files: nothing else in the folder is read
+        path = folder / pin.path
         text = path.read_text(encoding="utf-8")
         objs = [json.loads(text)] if path.suffix == ".json" else load_all(text)
         for obj in objs:
             if not isinstance(obj, dict) or obj.get("kind") != "CustomResourceDefinition":
                 continue
             spec = obj["spec"]
-            crd = Crd(spec["group"], spec["names"]["kind"], str(path.relative_to(folder)))
+            crd = Crd(spec["group"], spec["names"]["kind"], pin.path)
             for version in spec.get("versions", []):
                 schema = (version.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema") or {}
                 crd.versions[version["name"]] = CrdVersion(
@@ -174,10 +148,6 @@ def _validator(folder_str: str, group: str, kind: str, version: str):
     props.setdefault("apiVersion", {"type": "string"})
     props.setdefault("kind", {"type": "string"})
     return jsonschema.validators.Draft202012Validator(schema)
-
-
-def is_custom(doc: Document, crds: CrdSet) -> bool:
-    return doc.group in crds.groups
 
 
 def check(docs: list[Document], crds: CrdSet, partial: bool = False) -> list[Problem]:

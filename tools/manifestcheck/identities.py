@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 EXTERNAL_SERVICE_ACCOUNTS: dict[tuple[str, str], str] = {
-    # Istio's default ingress gateway (istioctl install --set profile=demo), per ../shared/mesh-notes.md.
+    # Istio's default ingress gateway (istioctl install --set profile=demo; docs/upstream-facts.md).
     ("istio-system", "istio-ingressgateway-service-account"): "ingress",
     # Istio's Prometheus add-on (samples/addons/prometheus.yaml: ServiceAccount prometheus in istio-system).
     ("istio-system", "prometheus"): "monitoring",

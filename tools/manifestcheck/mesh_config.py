@@ -3,20 +3,22 @@
 Istio: the ingress Gateway's selector and the tracing provider must be the ones the demo profile installs.
 Linkerd: the retry/timeout/failure-accrual annotations (plain metadata, so no schema sees a typo) must be keys and
 values Linkerd 2.20's policy controller parses, on a Service it reads them from (failure accrual: the parent a client
-calls, never a mere backendRef); a Server must not speak HTTP/2 to our HTTP/1 apps; annotations the 2.20 proxy
-ignores (native sidecars) are refused; a deny-by-default namespace has the `prometheus-scrape` policy
-`linkerd check --proxy` looks for. Flagger: a Gateway API Canary carries the timeout of the routes it replaces.
+calls, never a mere backendRef); a Server must not speak HTTP/2 to our HTTP/1 apps; the kubelet's probes must stay
+authorized under `default-inbound-policy: deny`; annotations the 2.20 proxy ignores (native sidecars) are refused; a
+deny-by-default namespace has the `prometheus-scrape` policy `linkerd check --proxy` looks for. Flagger: a Gateway API
+Canary carries the timeout of the routes it replaces.
 """
 from __future__ import annotations
 
 import re
 
-from .model import Document, Problem, Tree, as_dict, as_list, dig
+from .access_matrix import resolve_port
+from .model import Document, PodTemplate, Problem, Tree, as_dict, as_list, dig
 from .references import server_pods
 from .routes import LINKERD_REQUEST_TIMEOUT, service_parents
 
-# `istioctl install --set profile=demo` (../shared/mesh-notes.md) installs the ingress gateway with the pod label
-# `istio: ingressgateway` and defines the extension provider `jaeger` (samples/addons/jaeger.yaml). Anything else
+# `istioctl install --set profile=demo` installs the ingress gateway with the pod label `istio: ingressgateway`
+# and defines the extension provider `jaeger` (docs/upstream-facts.md, with the upstream files). Anything else
 # selects no gateway / no tracer, silently. The one place for both expectations:
 ISTIO_INGRESS_SELECTOR = {"istio": "ingressgateway"}
 ISTIO_TRACING_PROVIDERS = {"jaeger"}
@@ -66,7 +68,7 @@ LINKERD_ANNOTATIONS = {
     "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio": ({"Service"}, is_ratio, "a number from 0 to 100"),
 }
 # Our apps are gunicorn HTTP/1.1 servers: a Server that declares HTTP/2 or gRPC makes the proxy speak HTTP/2 to them
-# (what broke the seed's probes, ../shared/mesh-notes.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
+# (what broke the seed's probes; docs/upstream-facts.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
 HTTP2_PROTOCOLS = {"HTTP/2", "gRPC"}
 # Linkerd 2.20 injects its proxy as a native sidecar (charts/linkerd-control-plane/values.yaml proxy.nativeSidecar:
 # true); the proxy template then adds no preStop, so this annotation does nothing (charts/partials/_proxy.tpl).
@@ -108,6 +110,66 @@ def check(tree: Tree) -> list[Problem]:
             problems.append(server.problem(
                 f"proxyProtocol {protocol} in front of our HTTP/1 apps (gunicorn): the proxy would speak HTTP/2 to "
                 "them and break probes and calls; leave it unset or HTTP/1"))
+        problems.extend(linkerd_probes_authorized(tree, server))
+    return problems
+
+
+def probe_paths(pod: PodTemplate, port: int) -> list[str]:
+    """The paths of the pod's httpGet probes on `port` (named ports resolved, as Linkerd's policy controller does)."""
+    paths = []
+    for container in pod.containers:
+        for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = as_dict(dig(container, probe_name, "httpGet"))
+            if probe and resolve_port(pod, probe.get("port")) == port:
+                paths.append(str(probe.get("path", "/")).split("?", 1)[0])
+    return paths
+
+
+def route_match(route: Document, path: str) -> tuple[int, int] | None:
+    """How specifically an HTTPRoute matches GET `path` (Exact beats the longest PathPrefix), None if it does not."""
+    best = None
+    for rule in as_list(route.spec.get("rules")):
+        for match in as_list(as_dict(rule).get("matches")) or [{}]:
+            match = as_dict(match)
+            if match.get("method") not in (None, "GET"):
+                continue
+            kind, value = dig(match, "path", "type", default="PathPrefix"), str(dig(match, "path", "value", default="/"))
+            if kind == "Exact":
+                hit = (2, len(value)) if value == path else None
+            else:  # PathPrefix matches whole segments: /admin takes /admin and /admin/x, not /administrator
+                prefix = value.rstrip("/")
+                hit = (1, len(value)) if path == prefix or path.startswith(prefix + "/") else None
+            if hit and (best is None or hit > best):
+                best = hit
+    return best
+
+
+def linkerd_probes_authorized(tree: Tree, server: Document) -> list[Problem]:
+    """Linkerd authorizes a pod's probes by itself only on a port with no Server, or with a Server without routes
+    (linkerd.io features/server-policy, "Default authorizations"). Once routes are attached, the route that wins for
+    each probe path must be authorized for a NetworkAuthentication, or the kubelet gets 403 and restarts the pod."""
+    routes = [r for r in tree.of_kind("HTTPRoute") if r.namespace == server.namespace and any(
+        as_dict(p).get("kind") == "Server" and as_dict(p).get("name") == server.name
+        for p in as_list(r.spec.get("parentRefs")))]
+    if not routes:
+        return []
+    policies = [p for p in tree.of_kind("AuthorizationPolicy", group="policy.linkerd.io") if p.namespace == server.namespace]
+    problems = []
+    for pod in server_pods(tree, server):
+        port = resolve_port(pod, server.spec.get("port"))
+        for path in probe_paths(pod, port) if port is not None else []:
+            scored = [(route_match(r, path), r.name) for r in routes]
+            winner = max((item for item in scored if item[0]), default=None)
+            open_to_kubelet = winner is not None and any(
+                dig(p.spec, "targetRef", "kind") == "HTTPRoute" and dig(p.spec, "targetRef", "name") == winner[1]
+                and any(as_dict(ref).get("kind") == "NetworkAuthentication"
+                        for ref in as_list(p.spec.get("requiredAuthenticationRefs")))
+                for p in policies)
+            if not open_to_kubelet:
+                problems.append(server.problem(
+                    f"{pod.doc.kind}/{pod.doc.name} is probed at {path} on port {port}, which this Server selects and "
+                    "routes; no route there is authorized for a NetworkAuthentication, so the kubelet's probes are "
+                    "denied. Add a probe route with such a policy, or probe a port no Server selects"))
     return problems
 
 

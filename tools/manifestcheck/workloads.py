@@ -1,8 +1,10 @@
-"""Cheap consistency checks of the pods: listen ports, service URLs, environment names, writable /tmp, Redis AOF.
+"""Cheap consistency checks of the pods: listen ports, the admin port, service URLs, environment names, writable
+/tmp, Redis AOF.
 
-Each catches a mistake no schema sees: a PORT that differs from the port the Service sends to, a URL naming a
-Service that does not exist, a misspelled variable the app silently ignores, a read-only root file system without
-the /tmp the apps write to, a Redis that loses every cart on restart.
+Each catches a mistake no schema sees: a PORT that differs from the port the Service sends to, probes on the business
+port (where a delay fault starves them) or an admin port a Service exposes, a URL naming a Service that does not
+exist, a misspelled variable the app silently ignores, a read-only root file system without the /tmp the apps write
+to, a Redis that loses every cart on restart.
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from .references import istio_host, service_ports
 
 ARCHITECTURE = "docs/architecture.md"
 # Listen-port variable -> the name of the container port it must equal (docs/architecture.md: app ports are named
-# `http`; loadgen's metrics listener `http-metrics`).
-LISTEN_PORTS = {"PORT": "http", "METRICS_PORT": "http-metrics"}
+# `http`, their admin ports `admin`; loadgen's metrics listener `http-metrics`).
+LISTEN_PORTS = {"PORT": "http", "METRICS_PORT": "http-metrics", "ADMIN_PORT": "admin"}
+ADMIN_PORT_NAME = "admin"
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 URL_ENV = re.compile(r"_URL$")
 URL_VALUE = re.compile(r"^(?P<scheme>http|redis)://(?P<host>[a-z0-9][-a-z0-9.]*):(?P<port>\d+)(?P<path>/.*)?$")
 WRITABLE_TMP = "/tmp"
@@ -36,6 +40,7 @@ def check(tree: Tree) -> list[Problem]:
             image = images.split_image(str(container.get("image", "")))[0]
             if image in ours:
                 problems += listen_ports(tree, pod, container)
+                problems += admin_port(tree, pod, container)
                 problems += service_urls(tree, pod, container)
                 if known_env:
                     problems += env_names(tree, pod, container, known_env)
@@ -103,21 +108,50 @@ def listen_ports(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]
         problems.append(pod.doc.problem(f"container {name}: prometheus.io/port {annotation} is not its listen port {listen}"))
     http = named_port(container, LISTEN_PORTS["PORT"])
     if http is not None:
-        for svc in tree.of_kind("Service"):
-            if svc.namespace and pod.doc.namespace and svc.namespace != pod.doc.namespace:
-                continue
-            if not matches(as_dict(svc.spec.get("selector")), pod.labels):
-                continue
-            for port in as_list(svc.spec.get("ports")):
-                port = as_dict(port)
-                target = resolve(container, port.get("targetPort", port.get("port")))
-                if port.get("name") == "http" and target != http:
-                    written = port.get("targetPort", port.get("port"))
-                    resolved = "" if written == target else f" (= {target})"
-                    problems.append(svc.problem(
-                        f"port http: targetPort {written!r}{resolved} but container {name} of "
-                        f"{pod.doc.kind}/{pod.doc.name} listens on {http} (PORT, port http)"))
+        for svc, port in service_ports_of(tree, pod):
+            target = resolve(container, port.get("targetPort", port.get("port")))
+            if port.get("name") == "http" and target != http:
+                written = port.get("targetPort", port.get("port"))
+                resolved = "" if written == target else f" (= {target})"
+                problems.append(svc.problem(
+                    f"port http: targetPort {written!r}{resolved} but container {name} of "
+                    f"{pod.doc.kind}/{pod.doc.name} listens on {http} (PORT, port http)"))
     return problems
+
+
+def admin_port(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]:
+    """A shopkit service (it has PORT) serves its probes on its admin port, and no Service exposes that port: the
+    admin port is reached by the kubelet and by kubectl port-forward only (docs/architecture.md, "Endpoints")."""
+    if "PORT" not in literal_env(container):
+        return []
+    name = container.get("name")
+    admin = named_port(container, ADMIN_PORT_NAME)
+    if admin is None:
+        return [pod.doc.problem(f"container {name}: no container port named {ADMIN_PORT_NAME!r} (and ADMIN_PORT): "
+                                "its probes would share the business port with requests a delay fault holds up")]
+    problems = []
+    for probe_name in PROBES:
+        probe = as_dict(container.get(probe_name))
+        if "httpGet" in probe and resolve(container, dig(probe, "httpGet", "port")) != admin:
+            problems.append(pod.doc.problem(
+                f"container {name}: {probe_name} on port {dig(probe, 'httpGet', 'port')!r}, not the admin port "
+                f"{admin} ({ADMIN_PORT_NAME!r}): on the business port, requests held up by a delay fault starve it"))
+    for svc, port in service_ports_of(tree, pod):
+        if resolve(container, port.get("targetPort", port.get("port"))) == admin:
+            problems.append(svc.problem(
+                f"port {port.get('name')!r} sends to the admin port {admin} of {pod.doc.kind}/{pod.doc.name}: "
+                "/admin/faults must not be reachable through a Service (use kubectl port-forward)"))
+    return problems
+
+
+def service_ports_of(tree: Tree, pod: PodTemplate):
+    """(Service, port) for every port of every Service in the pod's namespace that selects the pod."""
+    for svc in tree.of_kind("Service"):
+        if svc.namespace and pod.doc.namespace and svc.namespace != pod.doc.namespace:
+            continue
+        if matches(as_dict(svc.spec.get("selector")), pod.labels):
+            for port in as_list(svc.spec.get("ports")):
+                yield svc, as_dict(port)
 
 
 def service_urls(tree: Tree, pod: PodTemplate, container: dict) -> list[Problem]:

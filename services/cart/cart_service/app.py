@@ -4,13 +4,14 @@ from __future__ import annotations
 import uuid
 
 import redis
-from flask import jsonify, request
+from flask import g, jsonify, request
 
 from shopkit import metrics
 from shopkit.app import create_service_app
-from shopkit.config import Settings, env_float, env_str
-from shopkit.errors import BadRequest, Conflict, NotFound, UpstreamBadResponse
-from shopkit.validation import (IDEMPOTENCY_KEY_PATTERN, allow_only, check_id, check_order_id, json_object,
+from shopkit.config import Settings, env_float, env_int
+from shopkit.errors import Conflict, NotFound, UpstreamBadResponse
+from shopkit.storage import redis_client, redis_readiness
+from shopkit.validation import (allow_only, check_id, check_idempotency_key, check_order_id, json_object,
                                 required_int, required_str)
 
 from .checkout import Checkout
@@ -20,17 +21,6 @@ from .store import MAX_QUANTITY, CartStore
 CURRENCY = "USD"
 
 
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(
-        env_str("REDIS_URL", "redis://localhost:6379/0"),
-        password=env_str("REDIS_PASSWORD", "") or None,
-        decode_responses=True,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
-        health_check_interval=30,
-    )
-
-
 def create_app():
     settings = Settings.from_env("cart", 5002, {
         "catalog": ("CATALOG_URL", "http://localhost:5001"),
@@ -38,21 +28,20 @@ def create_app():
         "notification": ("NOTIFICATION_URL", "http://localhost:5004"),
     })
     payment_timeout_s = env_float("PAYMENT_TIMEOUT_S", 4.0, 0.1, 120)
-    client = redis_client()
-
-    def redis_ready():
-        try:
-            client.ping()
-            return True, {"redis": "ok"}
-        except redis.RedisError as exc:
-            return False, {"redis": f"unreachable: {type(exc).__name__}"}
-
-    app = create_service_app(__name__, settings, readiness=redis_ready,
+    client = redis_client("REDIS_URL", "redis://localhost:6379/0", "REDIS_PASSWORD")
+    app = create_service_app(__name__, settings, readiness=redis_readiness(client, "redis"),
                              upstream_read_timeouts={"payment": payment_timeout_s})
     up = app.extensions["shop"].upstreams
     store = CartStore(client)
-    checkout = Checkout(store, up["catalog"], up["payment"], up["notification"], settings.service,
-                        settings.version, CURRENCY, payment_timeout_s, settings.read_timeout_s)
+    checkout = Checkout(
+        store, up["catalog"], up["payment"], up["notification"], settings.service, settings.version, CURRENCY,
+        connect_timeout_s=settings.connect_timeout_s, catalog_timeout_s=settings.read_timeout_s,
+        payment_timeout_s=payment_timeout_s,
+        cancel_timeout_s=env_float("PAYMENT_CANCEL_TIMEOUT_S", 2.0, 0.1, 60),
+        # How long an order, and the key that made it, are kept (Redis is memory: a shop running the load generator
+        # all day must not fill it).
+        retention_s=env_int("ORDER_RETENTION_S", 24 * 3600, 60, 365 * 24 * 3600))
+    app.extensions["checkout"] = checkout
 
     @app.errorhandler(redis.RedisError)
     def storage_down(exc: redis.RedisError):
@@ -113,14 +102,11 @@ def create_app():
 
     @app.post("/cart/<user_id>/checkout")
     def do_checkout(user_id: str):
-        check_id(user_id, "user_id")
         key = request.headers.get("Idempotency-Key")
-        if key is None:
-            key = str(uuid.uuid4())  # no key: this request cannot be safely repeated, but it still works
-        elif not IDEMPOTENCY_KEY_PATTERN.match(key):
-            raise BadRequest("header 'Idempotency-Key' must be 1-128 characters of letters, digits, '_', '-', '.' "
-                             "or ':'")
-        result = checkout.run(user_id, key)
+        # No key: this request cannot be safely repeated, but it still works (and its answers name the key made).
+        g.idempotency_key = str(uuid.uuid4()) if key is None else check_idempotency_key(key)
+        check_id(user_id, "user_id")
+        result = checkout.run(user_id, g.idempotency_key)
         return jsonify(result.body), result.status, result.headers
 
     @app.get("/orders/<order_id>")

@@ -7,6 +7,7 @@ added while payment was running stay in the cart).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -38,14 +39,48 @@ local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return removed
 """
-_RELEASE_CLAIM = """
+# A checkout is three keys (CheckoutKeys): the claim (a hash: the priced attempt, then state `paid`), the lease (the
+# request working on the claim right now, with a short TTL) and the cart's lock (the client key of the checkout in
+# flight). KEYS: claim, lock, lease. ARGV: client key, token, lease (s), retention (s), then the claim's fields.
+_OPEN_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'claim', ''} end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {'lock', holder} end
+redis.call('HSET', KEYS[1], 'state', 'pending', unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+return {'opened', ''}
+"""
+# KEYS: claim, lease. ARGV: token, lease (s). A pending claim nobody holds: this request takes it over.
+_TAKE_OVER = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
+# KEYS: lease. ARGV: token. The outcome is not known: the claim stays pending (and the cart locked) for a retry.
+_GIVE_UP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# KEYS: quantities, infos, order, user's order list, checkout claim
-# ARGV: order json, order id, retention (s) of the order and its claim, then product id / quantity pairs
+# KEYS: claim, lock, lease. ARGV: token, client key. Known not charged: the key and the cart are free again.
+_RELEASE = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[3])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+# KEYS: lock. ARGV: the client key it must still name. A lock whose claim is gone (expired or settled) is stale.
+_CLEAR_STALE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS: quantities, infos, order, user's order list, claim, lock, lease
+# ARGV: order json, order id, retention (s) of the order and its claim, client key, then product id / quantity pairs.
+# 0 when the claim is paid already (two requests saw the same approval): the cart is changed once.
 _COMPLETE_CHECKOUT = """
-for i = 4, #ARGV, 2 do
+if redis.call('HGET', KEYS[5], 'state') == 'paid' then return 0 end
+for i = 5, #ARGV, 2 do
   local left = redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
   if left <= 0 then
     redis.call('HDEL', KEYS[1], ARGV[i])
@@ -56,9 +91,32 @@ redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
 redis.call('LPUSH', KEYS[4], ARGV[2])
 redis.call('LTRIM', KEYS[4], 0, 99)
 redis.call('EXPIRE', KEYS[4], ARGV[3])
-redis.call('SET', KEYS[5], 'order:' .. ARGV[2], 'EX', ARGV[3])
+redis.call('HSET', KEYS[5], 'state', 'paid', 'order_id', ARGV[2])
+redis.call('EXPIRE', KEYS[5], ARGV[3])
+redis.call('DEL', KEYS[7])
+if redis.call('GET', KEYS[6]) == ARGV[4] then redis.call('DEL', KEYS[6]) end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class CheckoutKeys:
+    """The Redis keys of one checkout attempt: (user, client Idempotency-Key)."""
+
+    user_id: str
+    key: str
+
+    @property
+    def claim(self) -> str:
+        return f"{PREFIX}:checkout:{self.user_id}:{self.key}"
+
+    @property
+    def lease(self) -> str:
+        return f"{PREFIX}:checkout-lease:{self.user_id}:{self.key}"
+
+    @property
+    def lock(self) -> str:
+        return f"{PREFIX}:checkout-lock:{self.user_id}"
 
 
 def _product_sort_key(product_id: str) -> tuple[int, str]:
@@ -71,7 +129,11 @@ class CartStore:
         self._add = client.register_script(_ADD)
         self._set_quantity = client.register_script(_SET_QUANTITY)
         self._remove = client.register_script(_REMOVE)
-        self._release = client.register_script(_RELEASE_CLAIM)
+        self._open = client.register_script(_OPEN_CLAIM)
+        self._take_over = client.register_script(_TAKE_OVER)
+        self._give_up = client.register_script(_GIVE_UP)
+        self._release = client.register_script(_RELEASE)
+        self._clear_stale_lock = client.register_script(_CLEAR_STALE_LOCK)
         self._complete = client.register_script(_COMPLETE_CHECKOUT)
 
     @staticmethod
@@ -117,36 +179,45 @@ class CartStore:
         return {"user_id": user_id, "items": lines, "item_count": sum(line["quantity"] for line in lines),
                 "total": str(total.quantize(Decimal("0.01"))), "currency": currency}
 
-    # --- orders and checkout claims ---------------------------------------------------------------------------
-    @staticmethod
-    def claim_key(user_id: str, idempotency_key: str) -> str:
-        return f"{PREFIX}:checkout:{user_id}:{idempotency_key}"
+    # --- checkout claims and orders ---------------------------------------------------------------------------
+    def read_claim(self, keys: CheckoutKeys) -> tuple[dict[str, str] | None, str | None]:
+        """(the claim's fields or None, the lease holder's token or None)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            claim, lease = pipe.hgetall(keys.claim).get(keys.lease).execute()
+        return claim or None, lease
 
-    @staticmethod
-    def lock_key(user_id: str) -> str:
-        return f"{PREFIX}:checkout-lock:{user_id}"
+    def open_claim(self, keys: CheckoutKeys, token: str, lease_s: int, retention_s: int,
+                   fields: dict[str, str]) -> tuple[str, str]:
+        """('opened', ''), ('claim', '') when the key was claimed meanwhile, or ('lock', key of the checkout in
+        flight) when another checkout of this cart holds it."""
+        flat = [part for item in fields.items() for part in item]
+        outcome, holder = self._open(keys=[keys.claim, keys.lock, keys.lease],
+                                     args=[keys.key, token, lease_s, retention_s, *flat])
+        return outcome, holder
 
-    def claim(self, claim_key: str, token: str, ttl_s: int) -> str | None:
-        """Takes the key (a claim, or the cart's checkout lock); None when taken, else the current holder's value."""
-        if self.redis.set(claim_key, token, nx=True, ex=ttl_s):
-            return None
-        return self.redis.get(claim_key) or ""
+    def take_over(self, keys: CheckoutKeys, token: str, lease_s: int) -> bool:
+        return bool(self._take_over(keys=[keys.claim, keys.lease], args=[token, lease_s]))
 
-    def release(self, claim_key: str, token: str) -> None:
-        try:
-            self._release(keys=[claim_key], args=[token])
-        except redis.RedisError:
-            pass  # Redis is down: the claim expires by itself, and the caller's own error is the one to report
+    def give_up(self, keys: CheckoutKeys, token: str) -> None:
+        self._give_up(keys=[keys.lease], args=[token])
 
-    def complete(self, user_id: str, claim_key: str, order: dict[str, Any], retention_s: int) -> None:
+    def release(self, keys: CheckoutKeys, token: str) -> None:
+        self._release(keys=[keys.claim, keys.lock, keys.lease], args=[token, keys.key])
+
+    def clear_stale_lock(self, user_id: str, holder: str) -> None:
+        self._clear_stale_lock(keys=[CheckoutKeys(user_id, holder).lock], args=[holder])
+
+    def complete(self, keys: CheckoutKeys, order: dict[str, Any], retention_s: int) -> bool:
+        """Stores the order and removes what it bought from the cart; False when the claim was paid already."""
         pairs: list[Any] = []
         for item in order["items"]:
             pairs += [item["product_id"], item["quantity"]]
-        qty_key, info_key = self._keys(user_id)
-        self._complete(
-            keys=[qty_key, info_key, f"{PREFIX}:order:{order['order_id']}", f"{PREFIX}:user:{user_id}:orders", claim_key],
-            args=[json.dumps(order), order["order_id"], retention_s, *pairs],
-        )
+        qty_key, info_key = self._keys(keys.user_id)
+        return bool(self._complete(
+            keys=[qty_key, info_key, f"{PREFIX}:order:{order['order_id']}", f"{PREFIX}:user:{keys.user_id}:orders",
+                  keys.claim, keys.lock, keys.lease],
+            args=[json.dumps(order), order["order_id"], retention_s, keys.key, *pairs],
+        ))
 
     def order(self, order_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(f"{PREFIX}:order:{order_id}")

@@ -25,7 +25,7 @@ class Settings:
     instance: str
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 10.0       # above the gateway's own timeout to cart (CART_TIMEOUT_S, 6 s), so the gateway answers first
-    checkout_timeout_s: float = 15.0   # above the gateway's CHECKOUT_TIMEOUT_S (12 s)
+    checkout_timeout_s: float = 30.0   # above the gateway's CHECKOUT_TIMEOUT_S (25 s) and the mesh's checkout route (27 s)
     ready_poll_s: float = 2.0
 
     @classmethod

@@ -56,7 +56,7 @@ def payment_version(answer: Answer) -> str:
 
 class Shopper:
     def __init__(self, client: GatewayClient, stats: Stats, pacer: Pacer, users: list[str],
-                 rng: random.Random | None = None, checkout_timeout_s: float = 15.0):
+                 rng: random.Random | None = None, checkout_timeout_s: float = 30.0):
         self.client, self.stats, self.pacer, self.users = client, stats, pacer, users
         self.rng = rng or random.Random()
         self.checkout_timeout_s = checkout_timeout_s

@@ -7,10 +7,10 @@ import uuid
 from flask import jsonify, request
 
 from shopkit import metrics
-from shopkit.app import create_service_app
+from shopkit.app import create_service_app, runtime_dir
 from shopkit.config import Settings
 from shopkit.errors import BadRequest
-from shopkit.validation import allow_only, check_id, json_object, required_str
+from shopkit.validation import allow_only, check_id, json_object, query_int, required_str
 
 from .inbox import PER_USER, Inbox
 
@@ -20,7 +20,7 @@ TYPES = ("order_placed", "payment_declined")
 def create_app():
     settings = Settings.from_env("notification", 5004)
     app = create_service_app(__name__, settings)
-    inbox = Inbox()
+    inbox = Inbox(runtime_dir())
 
     @app.post("/notifications")
     def create_notification():
@@ -45,10 +45,7 @@ def create_app():
     @app.get("/notifications/<user_id>")
     def list_notifications(user_id: str):
         check_id(user_id, "user_id")
-        raw_limit = request.args.get("limit", str(PER_USER))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PER_USER:
-            raise BadRequest(f"query parameter 'limit' must be a whole number from 1 to {PER_USER}", field="limit")
-        items = inbox.recent(user_id, int(raw_limit))
+        items = inbox.recent(user_id, query_int(request, "limit", 1, PER_USER, default=PER_USER))
         return jsonify({"user_id": user_id, "notifications": items, "count": len(items)})
 
     return app

@@ -1,78 +1,73 @@
-"""payment: POST /payments charges an order once per Idempotency-Key."""
+"""payment: POST /payments charges an order once per Idempotency-Key; POST /payments/<key>/cancel settles a key.
+
+The ledger (ledger.py, in the payment-ledger Redis) is looked up before any fault: a repeat of an approved key is
+answered at once and unchanged, even when this instance is sick, slow or failing on purpose; only a new charge meets
+the faults. Both routes are therefore exempt from the app factory's fault injection and call it themselves.
+"""
 from __future__ import annotations
 
 import time
-from decimal import Decimal, InvalidOperation
+import uuid
+from decimal import Decimal
 
+import redis
 from flask import jsonify, request
 
 from shopkit import metrics
 from shopkit.app import create_service_app
-from shopkit.config import ConfigError, Settings, env_int
-from shopkit.errors import BadRequest, Conflict, UpstreamError
+from shopkit.config import Settings, env_int
+from shopkit.errors import ApiError, BadRequest, Conflict
 from shopkit.faults import COMMON_FIELDS, PAYMENT_FIELDS
-from shopkit.validation import IDEMPOTENCY_KEY_PATTERN, allow_only, check_id, json_object, required_str
+from shopkit.storage import redis_client, redis_readiness
+from shopkit.validation import (MAX_ORDER_TOTAL, allow_only, check_id, check_idempotency_key, json_object,
+                                parse_money, required_str)
 
-from .processor import Ledger, approval
+from .ledger import Ledger
+from .processor import approval
 
 # The seed's processor declines 10% and hangs on 5% for longer than any caller or mesh waits.
 FAULT_SEED = {"decline_rate": 0.10, "timeout_rate": 0.05, "timeout_seconds": 10.0}
-MAX_AMOUNT = Decimal("100000.00")
 CURRENCIES = ("USD",)
+# A second request with a key that another is charging waits this long for its outcome, then answers 409.
+WAIT_FOR_OTHER_S = 5.0
+REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 def parse_amount(raw: object) -> Decimal:
-    if not isinstance(raw, str):
-        raise BadRequest("field 'amount' must be a decimal string such as \"12.34\"", field="amount")
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation:
-        raise BadRequest("field 'amount' must be a decimal string such as \"12.34\"", field="amount") from None
-    if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT or amount.as_tuple().exponent < -2:
-        raise BadRequest(f"field 'amount' must be more than 0 and at most {MAX_AMOUNT}, with at most 2 decimals",
-                         field="amount")
-    return amount.quantize(Decimal("0.01"))
+    return parse_money(raw, "field 'amount'", maximum=MAX_ORDER_TOTAL, minimum="0.01")
 
 
 def create_app():
-    if env_int("WEB_CONCURRENCY", 1, 1, 64) > 1:
-        # The ledger lives in this process: a second worker would not see the first one's charges.
-        raise ConfigError("payment keeps its idempotency ledger in process memory: run it with WEB_CONCURRENCY=1 "
-                          "and GUNICORN_THREADS for concurrency; scale with replicas")
     settings = Settings.from_env("payment", 5003, {
         "notification": ("NOTIFICATION_URL", "http://localhost:5004"),
     })
-    app = create_service_app(__name__, settings, fault_fields=COMMON_FIELDS | PAYMENT_FIELDS, fault_seed=FAULT_SEED)
+    client = redis_client("PAYMENT_LEDGER_URL", "redis://localhost:6380/0", "PAYMENT_LEDGER_PASSWORD")
+    # Kept longer than cart keeps an unsettled checkout (ORDER_RETENTION_S, 1 day): cart's cancel must find it.
+    ledger = Ledger(client, env_int("PAYMENT_LEDGER_RETENTION_S", 2 * 24 * 3600, 60, 365 * 24 * 3600))
+    app = create_service_app(__name__, settings, fault_fields=COMMON_FIELDS | PAYMENT_FIELDS, fault_seed=FAULT_SEED,
+                             readiness=redis_readiness(client, "ledger"), fault_exempt=("/payments", "/payments/"))
     service = app.extensions["shop"]
     faults, notification = service.faults, service.upstreams["notification"]
-    ledger = Ledger()
     version = settings.version
 
     def count(result: str) -> None:
         metrics.PAYMENTS.labels(settings.service, version, result).inc()
 
-    def notify_decline(user_id: str, order_id: str, reason: str) -> None:
-        try:
-            notification.call("POST", "/notifications", json_body={
-                "user_id": user_id, "type": "payment_declined", "order_id": order_id,
-                "message": f"Payment for {order_id} was declined: {reason}",
-            })
-        except UpstreamError:
-            pass  # counted in upstream_requests_total; a lost notice must not change the payment's answer
+    @app.errorhandler(redis.RedisError)
+    def ledger_down(exc: redis.RedisError):
+        return jsonify({"error": f"payment ledger (Redis) is unavailable: {type(exc).__name__}; nothing was charged",
+                        "charged": False, "version": version}), 503
 
-    def replay(earlier: dict, order_id: str, amount: Decimal):
-        if earlier["order_id"] != order_id or earlier["amount"] != str(amount):
-            raise Conflict("this Idempotency-Key was already used for a different payment",
-                           version=version, payment_id=earlier["payment_id"])
-        count("replayed")
-        return jsonify({**earlier, "replayed": True}), 200
+    def not_charged(message: str, status: int = 409):
+        return ApiError(message, status, charged=False, version=version)
 
     @app.post("/payments")
     def create_payment():
         key = request.headers.get("Idempotency-Key", "")
-        if not IDEMPOTENCY_KEY_PATTERN.match(key):
-            raise BadRequest("header 'Idempotency-Key' is required: 1-128 characters of letters, digits, '_', "
-                             "'-', '.' or ':'", version=version)
+        try:
+            check_idempotency_key(key)
+        except BadRequest as exc:
+            raise BadRequest(f"{exc.message} (required)", version=version) from None
         body = json_object(request)
         allow_only(body, {"order_id", "user_id", "amount", "currency"})
         order_id = check_id(required_str(body, "order_id", 64), "order_id")
@@ -81,34 +76,86 @@ def create_app():
         currency = required_str(body, "currency", 3)
         if currency not in CURRENCIES:
             raise BadRequest(f"field 'currency' must be one of: {', '.join(CURRENCIES)}", field="currency")
+        fingerprint = f"{order_id}|{user_id}|{amount}|{currency}"
 
-        with ledger.lock:
-            earlier = ledger.find(key)
-        if earlier is not None:  # a repeat of a charge already made: answered before any fault can get in the way
-            return replay(earlier, order_id, amount)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + WAIT_FOR_OTHER_S
+        while True:
+            entry = ledger.begin(key, token, fingerprint)
+            if entry.state == "started":
+                break
+            if entry.state == "approved":  # a repeat: answered before any fault can get in the way
+                if entry.fingerprint != fingerprint:
+                    raise Conflict("this Idempotency-Key was already used for a different payment",
+                                   version=version, payment_id=entry.charge["payment_id"])
+                count("replayed")
+                return jsonify(entry.charge), 200, REPLAYED
+            if entry.state == "cancelled":
+                raise not_charged("this Idempotency-Key was cancelled by its caller; nothing was charged under it")
+            if time.monotonic() > deadline:
+                raise not_charged("a payment with this Idempotency-Key is still being processed; retry in a moment")
+            time.sleep(0.05)  # another request holds the key: wait for its outcome
 
+        try:
+            answer = charge(key, token, order_id, user_id, amount, currency)
+        except BaseException:
+            release(key, token)
+            raise
+        if answer[1] != 201:
+            release(key, token)
+        return answer
+
+    def release(key: str, token: str) -> None:
+        """This attempt charged nothing: free its key (if Redis is gone, the entry expires by itself)."""
+        try:
+            ledger.release(key, token)
+        except redis.RedisError:
+            pass
+
+    def charge(key: str, token: str, order_id: str, user_id: str, amount: Decimal, currency: str):
+        """(body, status): 201 once the ledger holds the approval; anything else charged nothing."""
+        injected = faults.before_business_request()  # sick, delay, error: only a new charge meets them
+        if injected:
+            status, fault_body = injected
+            return jsonify({**fault_body, "charged": False}), status
         if faults.roll("timeout_rate", "timeout"):
             # The processor hangs and finally gives up without charging: callers time out long before.
             time.sleep(faults.settings()["timeout_seconds"])
             count("timeout")
             return jsonify({"error": "payment processor timed out (injected fault); nothing was charged",
-                            "injected": True, "fault": "timeout", "version": version}), 504
-
-        with ledger.lock:
-            earlier = ledger.find(key)  # again: a concurrent request with this key may have charged meanwhile
-            if earlier is not None:
-                return replay(earlier, order_id, amount)
-            declined = faults.roll("decline_rate", "decline")
-            if not declined:
-                charge = approval(version, order_id, user_id, amount, currency)
-                ledger.record(key, charge)
-        if declined:
+                            "injected": True, "fault": "timeout", "charged": False, "version": version}), 504
+        if faults.roll("decline_rate", "decline"):
             count("declined")
             reason = "card declined: insufficient funds (injected fault)"
-            notify_decline(user_id, order_id, reason)
+            notification.call_later("POST", "/notifications", json_body={
+                "user_id": user_id, "type": "payment_declined", "order_id": order_id,
+                "message": f"Payment for {order_id} was declined: {reason}"})
             return jsonify({"error": f"payment declined: {reason}", "status": "declined", "reason": reason,
-                            "injected": True, "fault": "decline", "version": version, "order_id": order_id}), 402
+                            "injected": True, "fault": "decline", "charged": False, "version": version,
+                            "order_id": order_id}), 402
+        approved = approval(version, order_id, user_id, amount, currency)
+        try:
+            outcome = ledger.approve(key, token, approved)
+        except redis.RedisError as exc:  # the script may have run before the answer was lost: the caller must ask
+            raise ApiError(f"payment ledger (Redis) did not confirm the approval ({type(exc).__name__}); whether it "
+                           "charged is not known: ask with POST /payments/<key>/cancel", 503, version=version) from None
+        if outcome == "cancelled":
+            raise not_charged("this Idempotency-Key was cancelled while the payment was running; nothing was charged")
+        if outcome != "approved":
+            raise not_charged(f"the payment took longer than its ledger entry lives ({outcome}); nothing was charged",
+                              503)
         count("approved")
-        return jsonify(charge), 201
+        return jsonify(approved), 201
+
+    @app.post("/payments/<key>/cancel")
+    def cancel_payment(key: str):
+        """Settles a key: its approval if it was charged, else a promise that it never will be."""
+        check_idempotency_key(key)
+        entry = ledger.cancel(key)
+        if entry.state == "approved":
+            count("replayed")
+            return jsonify(entry.charge), 200, REPLAYED
+        count("cancelled")
+        return jsonify({"status": "cancelled", "idempotency_key": key, "charged": False, "version": version})
 
     return app

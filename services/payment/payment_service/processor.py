@@ -1,4 +1,4 @@
-"""What a charge looks like in each version, and the per-instance idempotency ledger.
+"""What a charge looks like in each version (the ledger that keeps charges is ledger.py).
 
 v1 answers with a one-line text receipt. v2, the canary, adds a fraud check and an itemised receipt object, so a
 learner can tell the versions apart in any response body, not only in a header.
@@ -6,10 +6,8 @@ learner can tell the versions apart in any response body, not only in a header.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
@@ -48,22 +46,3 @@ def approval(version: str, order_id: str, user_id: str, amount: Decimal, currenc
         result["receipt"] = f"APPROVED {currency} {amount} for {order_id} (auth {authorization}, ref {payment_id})"
     return result
 
-
-class Ledger:
-    """Approved charges by Idempotency-Key, kept by this instance (the last 10,000).
-
-    Only approvals are remembered: a decline or a timeout charged nothing, so repeating the same key tries again.
-    """
-
-    def __init__(self, capacity: int = 10_000):
-        self.capacity = capacity
-        self._charges: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.lock = threading.Lock()  # held by the caller across look-up, decision and record
-
-    def find(self, key: str) -> dict[str, Any] | None:
-        return self._charges.get(key)
-
-    def record(self, key: str, charge: dict[str, Any]) -> None:
-        self._charges[key] = charge
-        while len(self._charges) > self.capacity:
-            self._charges.popitem(last=False)

@@ -1,8 +1,11 @@
 """shopkit: the one place for what every service shares.
 
 config        settings from the environment
-app           the Flask app factory: probes, metrics, admin, version headers, request logs, fault injection
+app           the Flask app factory: the business app and its admin app, version headers, request logs, faults
+admin_server  the admin port, served by a thread of its own in every gunicorn worker
 http_client   outbound calls with timeouts, connection reuse, header forwarding and outcome metrics
+background    calls nobody waits for (notifications): a few threads and a bounded queue per process
+storage       Redis clients and their readiness check
 propagation   which request and trace headers travel from inbound to outbound calls
 metrics       every Prometheus metric the services export
 faults        runtime-switchable fault injection

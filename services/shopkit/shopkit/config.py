@@ -59,6 +59,14 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
+def admin_port_from_env(port: int) -> int:
+    """ADMIN_PORT, by default the business port + 100 (5000 -> 5100); never the business port itself."""
+    admin_port = env_int("ADMIN_PORT", port + 100 if port <= 65435 else port - 100, 1, 65535)
+    if admin_port == port:
+        raise ConfigError(f"ADMIN_PORT={admin_port} is the business port (PORT): the admin port must be another one")
+    return admin_port
+
+
 @dataclass(frozen=True)
 class Settings:
     """What every service knows about itself and its neighbours."""
@@ -66,6 +74,7 @@ class Settings:
     service: str
     version: str
     port: int
+    admin_port: int
     instance: str
     connect_timeout_s: float
     read_timeout_s: float
@@ -75,6 +84,7 @@ class Settings:
     def from_env(cls, service: str, default_port: int, upstreams: dict[str, tuple[str, str]] | None = None) -> "Settings":
         """`upstreams` maps a neighbour's name to (environment variable, default URL)."""
         port = env_int("PORT", default_port, 1, 65535)
+        admin_port = admin_port_from_env(port)
         urls = {}
         for name, (variable, default_url) in (upstreams or {}).items():
             url = env_str(variable, default_url).rstrip("/")
@@ -85,6 +95,7 @@ class Settings:
             service=env_str("SERVICE_NAME", service),
             version=env_str("SERVICE_VERSION", "v1"),
             port=port,
+            admin_port=admin_port,
             instance=env_str("POD_NAME", f"{socket.gethostname()}:{port}"),
             connect_timeout_s=env_float("UPSTREAM_CONNECT_TIMEOUT_S", 1.0, 0.01, 60),
             read_timeout_s=env_float("UPSTREAM_TIMEOUT_S", 5.0, 0.01, 300),

@@ -5,12 +5,14 @@ the service runs through /admin/faults. They live in a small JSON file in the in
 reaches every gunicorn worker of the instance at once, and a restart returns to the environment's defaults.
 
 Probes, /metrics and /admin are never faulted, so that the platform does not restart a "sick" pod while the mesh's
-circuit breaker is the thing meant to detect it.
+circuit breaker is the thing meant to detect it. A service may call before_business_request() itself, later than the
+app factory would (payment answers a repeat from its ledger first).
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import random
 import tempfile
@@ -62,6 +64,8 @@ def validate_changes(fields: dict[str, tuple[str, type, float, float]], changes:
                 raise BadRequest(f"'{name}' must be true or false", field=name)
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadRequest(f"'{name}' must be a number", field=name)
+        elif not math.isfinite(value):  # json_object refuses NaN and Infinity; this holds for any caller
+            raise BadRequest(f"'{name}' must be a finite number", field=name)
         elif kind is int and value != int(value):
             raise BadRequest(f"'{name}' must be a whole number", field=name)
         elif not low <= value <= high:

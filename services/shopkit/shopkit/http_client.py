@@ -17,10 +17,15 @@ from typing import Any
 
 import urllib3
 from flask import g, has_request_context
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from . import metrics
-from .errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from .background import Background
+from .errors import UpstreamBadResponse, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+# Calls whose answer nobody waits for (notifications), shared by every neighbour of the process.
+LATER = Background("upstream-later")
 
 
 @dataclass
@@ -28,7 +33,8 @@ class UpstreamResponse:
     status: int
     body: dict[str, Any]
     raw: bytes
-    headers: dict[str, str]
+    # Case-insensitive, as HTTP header names are: Envoy lowercases every name it forwards over HTTP/1.1.
+    headers: HTTPHeaderDict
 
     @property
     def ok(self) -> bool:
@@ -94,7 +100,22 @@ class Upstream:
             kind = {503: UpstreamUnavailable, 504: UpstreamTimeout}.get(response.status, UpstreamBadResponse)
             raise self._fail(kind, started, message, upstream_status=response.status)
         self._count(started, "ok" if response.status < 400 else f"http_{response.status // 100}xx")
-        return UpstreamResponse(response.status, body, raw, dict(response.headers))
+        return UpstreamResponse(response.status, body, raw, response.headers)
+
+    def call_later(self, method: str, path: str, *, json_body: Any = None) -> None:
+        """The call in the background, after the caller has answered; its outcome is only counted and logged.
+
+        The request and trace headers are taken now: the background thread runs outside the request."""
+        forwarded = dict(g.get("forward_headers", {})) if has_request_context() else {}
+
+        def send() -> None:
+            try:
+                self.call(method, path, json_body=json_body, headers=forwarded)
+            except UpstreamError:
+                pass  # counted in upstream_requests_total by call()
+
+        if not LATER.submit(send):
+            metrics.UPSTREAM_REQUESTS.labels(self.service, self.version, self.name, "dropped").inc()
 
     def _count(self, started: float, outcome: str) -> None:
         metrics.UPSTREAM_REQUESTS.labels(self.service, self.version, self.name, outcome).inc()

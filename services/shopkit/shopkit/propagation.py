@@ -27,7 +27,7 @@ FORWARDED_HEADERS = (
 # Linkerd's context headers: l5d-ctx-deadline, l5d-ctx-trace, ...
 FORWARDED_PREFIXES = ("l5d-ctx-",)
 
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def headers_to_forward(inbound: Mapping[str, str]) -> dict[str, str]:
@@ -42,7 +42,7 @@ def headers_to_forward(inbound: Mapping[str, str]) -> dict[str, str]:
 
 def trace_id_of(headers: Mapping[str, str]) -> str:
     """The trace id for logs, whichever propagation format the request used; empty when there is none."""
-    match = _TRACEPARENT.match(headers.get("traceparent", "").strip().lower())
+    match = _TRACEPARENT.fullmatch(headers.get("traceparent", "").strip().lower())
     if match:
         return match.group(1)
     b3_trace = headers.get("x-b3-traceid", "").strip()

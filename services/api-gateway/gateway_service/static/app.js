@@ -18,7 +18,7 @@
   var GET_ATTEMPTS = 4;            // one try plus three retries: enough to ride out a 5% injected error rate
   var RETRY_BASE_DELAY_MS = 400;   // doubled after each failed attempt
   var REQUEST_TIMEOUT_MS = 10000;
-  var CHECKOUT_TIMEOUT_MS = 20000; // above the gateway's CHECKOUT_TIMEOUT_S (12 s), so the gateway answers first
+  var CHECKOUT_TIMEOUT_MS = 30000; // above the gateway's CHECKOUT_TIMEOUT_S (25 s), so the gateway answers first
   var RECENT_VERSIONS_KEPT = 20;
   var LIST_ENTRIES_SHOWN = 10;
 
@@ -574,6 +574,16 @@
       return Promise.all([loadCart(), loadActivity()]);
     }
 
+    // 409 naming another key: an earlier checkout of this cart is not settled yet (another tab, or an attempt whose
+    // outcome payment could not tell). The retry settles THAT attempt, so it must carry that key.
+    var inFlight = result.status === 409 && result.data && result.data.in_flight_idempotency_key;
+    if (inFlight) {
+      attempt.key = inFlight;
+      showNotice('checkout-notice', 'error', 'An earlier checkout of this cart is not finished yet. "Retry checkout" ' +
+        'finishes that one first, so you cannot pay twice.',
+        [{ id: 'retry-checkout', label: 'Retry checkout', onClick: runCheckout }]);
+      return loadCart();
+    }
     // 409 with the key in the body: the same attempt is still running elsewhere (a double click, another tab), so a
     // retry with the same key is right. Any other 409 (empty cart, product no longer sold) ends the attempt.
     if (result.status === 409 && !(result.data && result.data.idempotency_key)) {

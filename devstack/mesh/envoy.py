@@ -19,10 +19,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.manifestcheck.model import matches
+
 from .ca import Identity, TRUST_DOMAIN, spiffe_id
 from .envoy_policy import (T, address, cluster_name, duration, inbound_cluster_name, outlier_detection, rbac_filters,
                            route_config, route_config_name, typed)
-from .intent import Backend, BackendSet, InboundPort, IngressServer, MeshIntent
+from .intent import Backend, BackendSet, ConnectionLimits, InboundPort, IngressServer, MeshIntent
 from .topology import Instance, Topology, fqdn
 
 MAX = 4294967295  # istiod's default circuit-breaker thresholds: no limit (cluster_traffic_policy.go)
@@ -257,33 +259,15 @@ class Builder:
                 entry["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": dict(TLS_MATCH)}}
             lb_endpoints.append(entry)
         accounts = sorted({(e.namespace, e.service_account) for e in endpoints})
-        limits = bs.limits
-        thresholds = {"max_connections": limits.max_connections or MAX,
-                      "max_pending_requests": limits.max_pending_requests or MAX,
-                      "max_requests": limits.max_requests or MAX, "max_retries": limits.max_retries or MAX,
-                      "track_remaining": True}
         cluster = {
             "name": name, "type": "STATIC", "lb_policy": bs.lb_policy,
-            "connect_timeout": duration(limits.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S),
             "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
-            "circuit_breakers": {"thresholds": [thresholds]},
+            **connection_pool(bs.limits, service_port is not None and service_port.protocol == "http"),
             "transport_socket_matches": [
                 {"name": "tlsMode-istio", "match": dict(TLS_MATCH),
                  "transport_socket": self.upstream_tls(identity, bs, accounts)},
                 {"name": "tlsMode-disabled", "match": {}, "transport_socket": raw_buffer()}],
         }
-        if service_port is not None and service_port.protocol == "http":
-            options: dict = {"explicit_http_config": {"http_protocol_options": {}}}
-            common = {}
-            if limits.idle_timeout_s:
-                common["idle_timeout"] = duration(limits.idle_timeout_s)
-            if limits.max_requests_per_connection:
-                common["max_requests_per_connection"] = limits.max_requests_per_connection
-            if common:
-                options["common_http_protocol_options"] = common
-            cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":
-                                                           typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                                                                 **options)}
         if bs.ejection is not None:
             cluster["outlier_detection"] = outlier_detection(bs.ejection)
             # istiod sets the panic threshold from minHealthPercent even when it is 0 (Envoy's default is 50)
@@ -291,15 +275,55 @@ class Builder:
         return cluster
 
     def inbound_cluster(self, instance: Instance, port: InboundPort) -> dict:
+        """The sidecar's cluster to its own app. cluster.go buildInboundCluster: the connection pool of the
+        service's DestinationRule (its top-level policy, no subset's) applies here too ("circuit breakers need to be
+        set on the receiver end"): limits, connect timeout, and the idle timeout that must stay below the app's
+        keep-alive."""
         name = inbound_cluster_name(port.port)
-        return {"name": name, "type": "STATIC", "connect_timeout": duration(DEFAULT_CONNECT_TIMEOUT_S),
+        return {"name": name, "type": "STATIC",
                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                     {"endpoint": {"address": address(instance.app_port)}}]}]},
-                "circuit_breakers": {"thresholds": [{"max_connections": MAX, "max_pending_requests": MAX,
-                                                     "max_requests": MAX, "max_retries": MAX}]}}
+                **connection_pool(self.inbound_limits(instance, port), port.protocol == "http")}
+
+    def inbound_limits(self, instance: Instance, port: InboundPort) -> ConnectionLimits:
+        """The connection pool of the first Service (in kubernetes/ order; istiod, too, takes one of them) that
+        sends to this workload port: targetPort by number, or by name on a port numbered like the container's."""
+        for service in self.topology.services:
+            if not matches(service.selector, instance.labels):
+                continue
+            for service_port in service.ports:
+                if service_port.target in (port.port, str(port.port)) or service_port.port == port.port:
+                    top = next((bs for bs in self.intent.backend_sets.get((service.name, service_port.port), [])
+                                if bs.subset is None), None)
+                    return top.limits if top is not None else ConnectionLimits()
+        return ConnectionLimits()
 
     def write_all(self) -> dict[str, ProxyFiles]:
         return {p.name: self.build(p) for p in self.topology.proxies}
+
+
+def connection_pool(limits: ConnectionLimits, http: bool) -> dict:
+    """cluster_traffic_policy.go applyConnectionPool: circuit-breaker thresholds (unset: unlimited), the connect
+    timeout (unset: MeshConfig.connectTimeout), and on HTTP clusters idle timeout and requests per connection."""
+    pool: dict = {
+        "connect_timeout": duration(limits.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S),
+        "circuit_breakers": {"thresholds": [{
+            "max_connections": limits.max_connections or MAX, "max_pending_requests": limits.max_pending_requests or MAX,
+            "max_requests": limits.max_requests or MAX, "max_retries": limits.max_retries or MAX,
+            "track_remaining": True}]},
+    }
+    if http:
+        options: dict = {"explicit_http_config": {"http_protocol_options": {}}}
+        common = {}
+        if limits.idle_timeout_s:
+            common["idle_timeout"] = duration(limits.idle_timeout_s)
+        if limits.max_requests_per_connection:
+            common["max_requests_per_connection"] = limits.max_requests_per_connection
+        if common:
+            options["common_http_protocol_options"] = common
+        pool["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", **options)}
+    return pool
 
 
 def router() -> dict:

@@ -14,7 +14,7 @@ Deploys the shop on Istio ${ISTIO_VERSION} in the current kubectl context, step 
   2. installs istioctl ${ISTIO_VERSION} into .tools/bin when missing (sha256-verified)
   3. istioctl x precheck (read-only, before anything changes)
   4. removes Linkerd first if it is installed (asks, or --yes); istioctl install --set profile=demo -y
-  5. add-ons from ${ISTIO_RELEASE_BRANCH}/samples/addons: ${ISTIO_ADDONS}
+  5. add-ons from the ${ISTIO_VERSION} tag's samples/addons: ${ISTIO_ADDONS}
   6. applies ${ISTIO_DIR}/ (base layer + namespace label istio-injection=enabled + Istio configuration,
      DestinationRules first), creates the Grafana admin Secret once, applies ${MONITORING_DIR}/
   7. restarts workloads whose pods have no istio-proxy yet; waits for every rollout (on failure: the pod's events
@@ -49,11 +49,12 @@ main() {
 
   log_step "Checking prerequisites"
   require_cluster
+  require_capacity
   use_project_tools
   ensure_istioctl
   preflight_istio
 
-  remove_other_mesh Linkerd linkerd_present remove_linkerd uninstall-linkerd.sh
+  remove_other_mesh linkerd
 
   if ((SKIP_MESH_INSTALL)); then
     log_step "Istio control plane: skipped (--skip-mesh-install)"

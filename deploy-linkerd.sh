@@ -11,7 +11,7 @@ Usage: ./deploy-linkerd.sh [options]
 
 Deploys the shop on Linkerd ${LINKERD_VERSION} in the current kubectl context, step by step:
   1. checks kubectl, the cluster (its context is printed), nodes and CPU
-  2. installs the linkerd CLI ${LINKERD_VERSION} into .tools/bin when missing (sha256-verified)
+  2. installs the linkerd CLI ${LINKERD_VERSION} into .tools/bin when missing (sha256 from the release API)
   3. read-only preflight, before anything changes: an installed Gateway API must be ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX},
      helm present for --with-jaeger, linkerd check --pre
   4. removes Istio first if it is installed (asks, or --yes); Gateway API ${GATEWAY_API_VERSION} standard CRDs when
@@ -57,11 +57,12 @@ main() {
 
   log_step "Checking prerequisites"
   require_cluster
+  require_capacity
   use_project_tools
   ensure_linkerd
   preflight_linkerd "$WITH_JAEGER"
 
-  remove_other_mesh Istio istio_present remove_istio uninstall-istio.sh
+  remove_other_mesh istio
 
   if ((SKIP_MESH_INSTALL)); then
     log_step "Linkerd control plane: skipped (--skip-mesh-install)"
@@ -69,12 +70,11 @@ main() {
       die "--skip-mesh-install but namespace ${LINKERD_NAMESPACE} does not exist: drop the flag to install Linkerd"
   else
     ensure_gateway_api
-    if ((WITH_JAEGER)); then
-      install_jaeger_for_linkerd
-      LINKERD_INSTALL_FLAGS=("${LINKERD_TRACING_FLAGS[@]}")
-    fi
+    ((WITH_JAEGER == 0)) || LINKERD_INSTALL_FLAGS=(${LINKERD_TRACING_FLAGS[@]+"${LINKERD_TRACING_FLAGS[@]}"})
     install_linkerd_control_plane
     install_linkerd_viz
+    # After the control plane: Jaeger's collector must be meshed, Linkerd exports spans to nothing else.
+    ((WITH_JAEGER == 0)) || install_jaeger_for_linkerd
   fi
 
   # No `linkerd viz allow-scrapes`: linkerd/authorization.yaml already authorizes the scrapes under the deny

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # quick-test.sh: one command that tells whether the shop works and what the mesh is doing.
-# The checks live in scripts/quicktest/ (standard library only, run with the system python3); this wrapper
-# checks the prerequisites and, in cluster mode, finds the way in: the Istio ingress when it answers, otherwise a
-# `kubectl port-forward` it opens on a free local port and always closes (EXIT trap).
+# The checks live in scripts/quicktest/ (standard library only, run with the system python3); this wrapper checks the
+# prerequisites and, in cluster mode, the context, the namespace and its mesh. The way in (the Istio ingress, a meshed
+# relay pod under Linkerd) and every port-forward and throwaway pod are scripts/quicktest/access.py's, which closes
+# and deletes them on any exit. Runs under macOS's bash 3.2: every array expansion guarded as ${a[@]+"${a[@]}"}.
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,9 +12,6 @@ source "${ROOT_DIR}/scripts/lib/common.sh"
 
 DEFAULT_LOCAL_URL="http://localhost:5000"
 DEFAULT_INVENTORY="${ROOT_DIR}/.local/mesh/inventory.json"
-GATEWAY_SERVICE="api-gateway"
-GATEWAY_PORT=5000
-PORT_FORWARD_WAIT_S=20
 
 usage() {
   cat <<EOF
@@ -39,7 +37,7 @@ Modes:
 
 Options:
   --url URL              the gateway's URL (local default ${DEFAULT_LOCAL_URL}; in a cluster it replaces the
-                         ingress / port-forward discovery)
+                         ingress / relay discovery)
   --service-urls LIST    local mode: name=url,... of the services to probe directly (default: the local ports of
                          docs/architecture.md when the gateway is on port 5000)
   --prometheus-url URL   the Prometheus whose targets to check (cluster default: found and port-forwarded)
@@ -65,12 +63,8 @@ LOCAL_MESH=""
 MESH=""
 URL=""
 PROMETHEUS_URL=""
-MESH_PROMETHEUS_URL=""
-ACCESS="given URL"
 PY_ARGS=()
-PORT_FORWARD_PIDS=()
 CHECKS_PID=""
-WORK_DIR=""
 
 parse_args() {
   while (($#)); do
@@ -131,20 +125,11 @@ say_step() { log_step "$@" >&2; }
 say() { log_info "$@" >&2; }
 
 cleanup() {
-  local pid
-  # The checks first: on Ctrl-C or TERM they still delete their throwaway pod.
+  # The checks close their port-forwards and delete their throwaway pods when they get TERM (Ctrl-C, a timeout).
   if [[ -n "$CHECKS_PID" ]] && kill -0 "$CHECKS_PID" 2>/dev/null; then
     kill -TERM "$CHECKS_PID" 2>/dev/null || true
     wait "$CHECKS_PID" 2>/dev/null || true
   fi
-  for pid in "${PORT_FORWARD_PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if ((${#PORT_FORWARD_PIDS[@]})); then
-    say "closed ${#PORT_FORWARD_PIDS[@]} port-forward(s)"
-  fi
-  [[ -z "$WORK_DIR" ]] || rm -rf "$WORK_DIR"
 }
 
 # json_get EXPR: the value of the Python expression EXPR over `d`, the JSON read from stdin ('' when the input is
@@ -157,43 +142,6 @@ try:
 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
     value = ""
 print("" if value is None else value)' "$1"
-}
-
-# open_port_forward NAMESPACE TARGET REMOTE_PORT: `kubectl port-forward` on a local port kubectl picks (":PORT"
-# asks it for a free one, so there is no race for the port). Sets FORWARDED_PORT; cleanup() closes it.
-open_port_forward() {
-  local namespace="$1" target="$2" remote_port="$3" output pid deadline
-  output="${WORK_DIR}/port-forward-${#PORT_FORWARD_PIDS[@]}.log"
-  : >"$output" # exists before the background job opens it, so the first read below finds it
-  kubectl -n "$namespace" port-forward --address 127.0.0.1 "$target" ":${remote_port}" >"$output" 2>&1 &
-  pid=$!
-  PORT_FORWARD_PIDS+=("$pid")
-  deadline=$((SECONDS + PORT_FORWARD_WAIT_S))
-  while ((SECONDS < deadline)); do
-    FORWARDED_PORT="$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$output" | head -n 1)"
-    [[ -z "$FORWARDED_PORT" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  FORWARDED_PORT=""
-  log_warn "kubectl port-forward -n ${namespace} ${target} did not start: $(head -n 1 "$output")"
-  return 1
-}
-
-# service_port NAMESPACE NAME: the first port of the Service, or nothing when it does not exist.
-service_port() {
-  kube -n "$1" get service "$2" -o json 2>/dev/null | json_get 'd["spec"]["ports"][0]["port"]' || true
-}
-
-# forward_service NAMESPACE NAME: sets FORWARDED_URL to a port-forwarded http://127.0.0.1:PORT of the Service, or
-# to nothing when there is no such Service. Not meant for $(...): the port-forward's pid must reach cleanup().
-forward_service() {
-  local port
-  FORWARDED_URL=""
-  port="$(service_port "$1" "$2")"
-  [[ -n "$port" ]] || return 0
-  open_port_forward "$1" "svc/$2" "$port" || return 0
-  FORWARDED_URL="http://127.0.0.1:${FORWARDED_PORT}"
 }
 
 require_namespace() {
@@ -221,48 +169,6 @@ detect_mesh() {
   fi
 }
 
-# find_gateway: the Istio ingress when its external address answers, else a port-forward to the gateway Service.
-find_gateway() {
-  local address port
-  if [[ "$MESH" == istio ]]; then
-    address="$(kube -n istio-system get service istio-ingressgateway -o json 2>/dev/null |
-      json_get '[i.get("ip") or i.get("hostname") for i in d["status"]["loadBalancer"]["ingress"]][0]' || true)"
-    port="$(kube -n istio-system get service istio-ingressgateway -o json 2>/dev/null |
-      json_get '[p["port"] for p in d["spec"]["ports"] if p["name"] == "http2"][0]' || true)"
-    if [[ -n "$address" ]] && curl -fsS -m 3 -o /dev/null "http://${address}:${port:-80}/health" 2>/dev/null; then
-      URL="http://${address}:${port:-80}"
-      ACCESS="istio ingress ${address}:${port:-80}"
-      return 0
-    fi
-    say "istio-ingressgateway has no reachable external address; using a port-forward"
-  fi
-  open_port_forward "$APP_NAMESPACE" "svc/${GATEWAY_SERVICE}" "$GATEWAY_PORT" ||
-    die "could not port-forward svc/${GATEWAY_SERVICE} in ${APP_NAMESPACE}: check 'kubectl get pods -n ${APP_NAMESPACE}'"
-  URL="http://127.0.0.1:${FORWARDED_PORT}"
-  ACCESS="port-forward svc/${GATEWAY_SERVICE} on 127.0.0.1:${FORWARDED_PORT}"
-}
-
-# find_prometheus: our own Prometheus (monitoring/) for the targets; the mesh's for its metrics.
-find_prometheus() {
-  local candidate mesh_namespace=""
-  case "$MESH" in
-    istio) mesh_namespace="istio-system" ;;
-    linkerd) mesh_namespace="linkerd-viz" ;;
-  esac
-  if [[ -n "$mesh_namespace" ]]; then
-    forward_service "$mesh_namespace" prometheus
-    MESH_PROMETHEUS_URL="$FORWARDED_URL"
-  fi
-  [[ -z "$PROMETHEUS_URL" ]] || return 0
-  for candidate in monitoring "$APP_NAMESPACE"; do
-    forward_service "$candidate" prometheus
-    PROMETHEUS_URL="$FORWARDED_URL"
-    [[ -z "$PROMETHEUS_URL" ]] || return 0
-  done
-  # Istio's add-on Prometheus also scrapes annotated pods; Linkerd viz's never scrapes app /metrics.
-  [[ "$MESH" != istio ]] || PROMETHEUS_URL="$MESH_PROMETHEUS_URL"
-}
-
 prepare_cluster() {
   require_cmd kubectl "$KUBECTL_HINT"
   CLUSTER_CONTEXT="$(kubectl config current-context 2>/dev/null)" ||
@@ -273,19 +179,6 @@ prepare_cluster() {
     detect_mesh
     say "mesh detected: ${MESH}"
   fi
-  if [[ "$DRY_RUN" == 1 ]]; then
-    say "would reach ${GATEWAY_SERVICE} through the Istio ingress or a port-forward, and Prometheus by port-forward"
-    URL="${URL:-http://127.0.0.1:PORT}"
-    return 0
-  fi
-  if [[ -n "$URL" ]]; then
-    ACCESS="given URL"
-  else
-    find_gateway
-  fi
-  say "gateway: ${URL} (${ACCESS})"
-  find_prometheus
-  say "Prometheus: ${PROMETHEUS_URL:-none found}${MESH_PROMETHEUS_URL:+, mesh metrics: ${MESH_PROMETHEUS_URL}}"
 }
 
 # local_mesh_running: the default inventory exists and its ingress answers (a stale one does not count).
@@ -299,8 +192,6 @@ local_mesh_running() {
 main() {
   parse_args "$@"
   require_cmd python3 "install Python 3 (apt-get install python3 / brew install python)"
-  require_cmd curl "install curl (apt-get install curl / brew install curl)"
-  WORK_DIR="$(mktemp -d)"
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -312,7 +203,8 @@ main() {
   elif [[ "$MODE" == cluster ]]; then
     say_step "quick-test: cluster, namespace ${APP_NAMESPACE}"
     prepare_cluster
-    PY_ARGS+=(--mode cluster --mesh "$MESH" --namespace "$APP_NAMESPACE" --access "$ACCESS")
+    PY_ARGS+=(--mode cluster --mesh "$MESH" --namespace "$APP_NAMESPACE")
+    [[ -z "$URL" ]] || PY_ARGS+=(--url "$URL" --access "given URL")
   elif [[ -n "$LOCAL_MESH" ]] || { [[ -z "$URL" ]] && local_mesh_running; }; then
     LOCAL_MESH="${LOCAL_MESH:-$DEFAULT_INVENTORY}"
     say_step "quick-test: local mesh, from ${LOCAL_MESH}"
@@ -321,11 +213,9 @@ main() {
   else
     URL="${URL:-$DEFAULT_LOCAL_URL}"
     say_step "quick-test: local stack at ${URL}"
-    PY_ARGS+=(--mode local)
+    PY_ARGS+=(--mode local --url "$URL")
   fi
-  PY_ARGS+=(--url "$URL")
   [[ -z "$PROMETHEUS_URL" ]] || PY_ARGS+=(--prometheus-url "$PROMETHEUS_URL")
-  [[ -z "$MESH_PROMETHEUS_URL" ]] || PY_ARGS+=(--mesh-prometheus-url "$MESH_PROMETHEUS_URL")
   [[ -z "${NO_COLOR:-}" ]] || PY_ARGS+=(--no-color)
   [[ "$DRY_RUN" != 1 ]] || PY_ARGS+=(--dry-run)
 
@@ -333,7 +223,7 @@ main() {
   PATH="${PATH}:${TOOLS_BIN}"
   # In the background and waited for, so that INT/TERM reach the traps at once and cleanup() runs.
   local status=0
-  PYTHONPATH="${ROOT_DIR}/scripts${PYTHONPATH:+:${PYTHONPATH}}" python3 -m quicktest "${PY_ARGS[@]}" &
+  PYTHONPATH="${ROOT_DIR}/scripts${PYTHONPATH:+:${PYTHONPATH}}" python3 -m quicktest ${PY_ARGS[@]+"${PY_ARGS[@]}"} &
   CHECKS_PID=$!
   wait "$CHECKS_PID" || status=$?
   CHECKS_PID=""

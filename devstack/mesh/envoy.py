@@ -22,11 +22,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.manifestcheck.model import matches
+
 from .ca import Identity, LocalCA
 from .envoy_policy import (T, address, cluster_name, duration, inbound_cluster_name, inbound_route_config,
                            local_replies, outlier_detection, rbac_filters, route_config, route_config_name,
                            split_cluster_name, typed)
-from .intent import AVAILABLE, Backend, BackendSet, InboundPort, IngressServer, MeshIntent, Route, ServiceTraffic
+from .intent import (AVAILABLE, Backend, BackendSet, ConnectionLimits, InboundPort, IngressServer, MeshIntent,
+                     Route, ServiceTraffic)
 from .topology import Instance, Topology, fqdn
 
 MAX = 4294967295  # istiod's default circuit-breaker thresholds: no limit (cluster_traffic_policy.go)
@@ -334,16 +337,10 @@ class Builder:
                 locality.update(locality={"zone": group.label}, load_balancing_weight=group.weight)
             localities.append(locality)
         accounts = sorted({(e.namespace, e.service_account) for e in pool.endpoints})
-        limits = bs.limits
-        thresholds = {"max_connections": limits.max_connections or MAX,
-                      "max_pending_requests": limits.max_pending_requests or MAX,
-                      "max_requests": limits.max_requests or MAX, "max_retries": limits.max_retries or MAX,
-                      "track_remaining": True}
         cluster = {
             "name": name, "type": "STATIC", "lb_policy": bs.lb_policy,
-            "connect_timeout": duration(limits.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S),
             "load_assignment": {"cluster_name": name, "endpoints": localities},
-            "circuit_breakers": {"thresholds": [thresholds]},
+            **connection_pool(bs.limits, service_port is not None and service_port.protocol == "http"),
         }
         if identity is not None and accounts:
             cluster["transport_socket_matches"] = [
@@ -354,18 +351,6 @@ class Builder:
         if any(g.weight is not None for g in pool.groups):
             cluster["load_assignment"]["policy"] = {"overprovisioning_factor": OVERPROVISIONED}
             lb_config["locality_weighted_lb_config"] = {}
-        if service_port is not None and service_port.protocol == "http":
-            options: dict = {"explicit_http_config": {"http_protocol_options": {}}}
-            common = {}
-            if limits.idle_timeout_s:
-                common["idle_timeout"] = duration(limits.idle_timeout_s)
-            if limits.max_requests_per_connection:
-                common["max_requests_per_connection"] = limits.max_requests_per_connection
-            if common:
-                options["common_http_protocol_options"] = common
-            cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":
-                                                           typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                                                                 **options)}
         if bs.ejection is not None:
             cluster["outlier_detection"] = outlier_detection(bs.ejection)
             # istiod sets the panic threshold from minHealthPercent even when it is 0 (Envoy's default is 50)
@@ -375,15 +360,55 @@ class Builder:
         return cluster
 
     def inbound_cluster(self, instance: Instance, port: InboundPort) -> dict:
+        """The sidecar's cluster to its own app. cluster.go buildInboundCluster: the connection pool of the
+        service's DestinationRule (its top-level policy, no subset's) applies here too ("circuit breakers need to be
+        set on the receiver end"): limits, connect timeout, and the idle timeout that must stay below the app's
+        keep-alive."""
         name = inbound_cluster_name(port.port)
-        return {"name": name, "type": "STATIC", "connect_timeout": duration(DEFAULT_CONNECT_TIMEOUT_S),
+        return {"name": name, "type": "STATIC",
                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                     {"endpoint": {"address": address(instance.app_port)}}]}]},
-                "circuit_breakers": {"thresholds": [{"max_connections": MAX, "max_pending_requests": MAX,
-                                                     "max_requests": MAX, "max_retries": MAX}]}}
+                **connection_pool(self.inbound_limits(instance, port), port.protocol == "http")}
+
+    def inbound_limits(self, instance: Instance, port: InboundPort) -> ConnectionLimits:
+        """The connection pool of the first Service (in kubernetes/ order; istiod, too, takes one of them) that
+        sends to this workload port: targetPort by number, or by name on a port numbered like the container's."""
+        for service in self.topology.services:
+            if not matches(service.selector, instance.labels):
+                continue
+            for service_port in service.ports:
+                if service_port.target in (port.port, str(port.port)) or service_port.port == port.port:
+                    top = next((bs for bs in self.intent.backend_sets.get((service.name, service_port.port), [])
+                                if bs.subset is None), None)
+                    return top.limits if top is not None else ConnectionLimits()
+        return ConnectionLimits()
 
     def write_all(self) -> dict[str, ProxyFiles]:
         return {p.name: self.build(p) for p in self.topology.proxies}
+
+
+def connection_pool(limits: ConnectionLimits, http: bool) -> dict:
+    """cluster_traffic_policy.go applyConnectionPool: circuit-breaker thresholds (unset: unlimited), the connect
+    timeout (unset: MeshConfig.connectTimeout), and on HTTP clusters idle timeout and requests per connection."""
+    pool: dict = {
+        "connect_timeout": duration(limits.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S),
+        "circuit_breakers": {"thresholds": [{
+            "max_connections": limits.max_connections or MAX, "max_pending_requests": limits.max_pending_requests or MAX,
+            "max_requests": limits.max_requests or MAX, "max_retries": limits.max_retries or MAX,
+            "track_remaining": True}]},
+    }
+    if http:
+        options: dict = {"explicit_http_config": {"http_protocol_options": {}}}
+        common = {}
+        if limits.idle_timeout_s:
+            common["idle_timeout"] = duration(limits.idle_timeout_s)
+        if limits.max_requests_per_connection:
+            common["max_requests_per_connection"] = limits.max_requests_per_connection
+        if common:
+            options["common_http_protocol_options"] = common
+        pool["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", **options)}
+    return pool
 
 
 def router() -> dict:

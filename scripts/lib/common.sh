@@ -20,22 +20,28 @@ _COMMON_SH_LOADED=1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Version pins and names (one place; docs/upstream-facts.md and docs/deploy.md say why these versions).
+# Version pins and names (one place; docs/upstream-facts.md and docs/deploy.md, "Versions", say why these versions).
 # ---------------------------------------------------------------------------------------------------------------
-ISTIO_VERSION="${ISTIO_VERSION:-1.30.3}"
-ISTIO_RELEASE_BRANCH="release-${ISTIO_VERSION%.*}"
+ISTIO_VERSION="${ISTIO_VERSION:-1.30.4}"   # 1.30.4 fixes the Envoy CVEs of ISTIO-SECURITY-2026-006 that 1.30.3 has
 LINKERD_VERSION="${LINKERD_VERSION:-edge-26.6.3}"   # Linkerd 2.20; the open-source project ships edge releases only
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.2.1}"
 
 # Where the CLIs and add-ons come from. Overridable so tests (and air-gapped mirrors) can serve them locally.
 ISTIO_RELEASE_BASE_URL="${ISTIO_RELEASE_BASE_URL:-https://github.com/istio/istio/releases/download}"
-ISTIO_ADDONS_BASE_URL="${ISTIO_ADDONS_BASE_URL:-https://raw.githubusercontent.com/istio/istio/${ISTIO_RELEASE_BRANCH}/samples/addons}"
+# The add-ons of the pinned release tag, never of a release branch (a branch moves under a pinned install).
+ISTIO_ADDONS_BASE_URL="${ISTIO_ADDONS_BASE_URL:-https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/samples/addons}"
 LINKERD_RELEASE_BASE_URL="${LINKERD_RELEASE_BASE_URL:-https://github.com/linkerd/linkerd2/releases/download}"
+# Linkerd publishes no .sha256 files since edge-25.9.4 (linkerd/linkerd2#14511): the sha256 of each asset comes from
+# the digest GitHub's release API lists for it (assets[].digest, "sha256:<hex>"). LINKERD_CLI_SHA256 pins it instead
+# (a mirror without that API).
+LINKERD_RELEASE_API_URL="${LINKERD_RELEASE_API_URL:-https://api.github.com/repos/linkerd/linkerd2/releases/tags}"
 GATEWAY_API_BASE_URL="${GATEWAY_API_BASE_URL:-https://github.com/kubernetes-sigs/gateway-api/releases/download}"
 
 APP_NAMESPACE="${APP_NAMESPACE:-e-commerce}"
 TOOLS_BIN="${TOOLS_BIN:-${REPO_ROOT}/.tools/bin}"
-ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
+# The unique tag of each image of the last ./build.sh, which the deploy scripts roll out (git-ignored, like .tools/).
+IMAGE_TAGS_FILE="${IMAGE_TAGS_FILE:-${REPO_ROOT}/.tools/image-tags}"
+ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"   # normalised by as_duration below: every CLI takes a Go duration
 KUBECTL_REQUEST_TIMEOUT="${KUBECTL_REQUEST_TIMEOUT:-15s}"
 # The app, a mesh and its add-ons use about 1.5-2 CPUs (docs/kubernetes.md, Footprint): below MIN_CPU_MILLI pods
 # stay Pending; below RECOMMENDED_CPU_MILLI everything is slow.
@@ -71,6 +77,28 @@ log_warn() { printf '%swarning:%s %s\n' "$C_WARN" "$C_ERR_RESET" "$*" >&2; }
 die() {
   printf '%serror:%s %s\n' "$C_ERROR" "$C_ERR_RESET" "$1" >&2
   exit "${2:-1}"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Durations. kubectl (rollout status, delete, wait), linkerd (check --wait) and helm (--timeout) parse their duration
+# flags with Go's time.ParseDuration, which refuses a number without a unit ("300": missing unit) and so would turn a
+# plain --timeout 300 into a failure that looks like a rollout that never became ready.
+# ---------------------------------------------------------------------------------------------------------------
+# as_duration VALUE: VALUE as a Go duration (whole seconds get an "s"), or non-zero for anything else.
+as_duration() {
+  if [[ "$1" =~ ^[0-9]+$ ]]; then
+    printf '%ss\n' "$1"
+  elif [[ "$1" =~ ^([0-9]+(ms|s|m|h))+$ ]]; then
+    printf '%s\n' "$1"
+  else
+    return 1
+  fi
+}
+
+# set_rollout_timeout VALUE WHERE: ROLLOUT_TIMEOUT from a flag or the environment, or stop with one line.
+set_rollout_timeout() {
+  ROLLOUT_TIMEOUT="$(as_duration "$1")" ||
+    die "$2 needs a duration like 300s, 10m or 300 (seconds), got '$1'"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,15 +220,17 @@ kube() {
 }
 
 # require_cluster: kubectl present, a current context (printed, so nobody deploys to the wrong cluster), the API
-# server answering, and enough nodes/CPU. Sets CLUSTER_CONTEXT and CLUSTER_NODES (lines: name, cpu, runtime).
+# server answering, and its nodes. Sets CLUSTER_CONTEXT and CLUSTER_NODES (lines: name, cpu, runtime, kubelet).
+# Capacity is require_capacity's: an uninstall must work on any cluster, however small.
 require_cluster() {
   require_cmd kubectl "$KUBECTL_HINT"
   CLUSTER_CONTEXT="$(kubectl config current-context 2>/dev/null)" ||
     die "kubectl has no current context: create a cluster (kind create cluster, minikube start) or run kubectl config use-context NAME"
   log_info "kubectl context: ${CLUSTER_CONTEXT}"
   local errors node_count cpu_milli
+  set_rollout_timeout "$ROLLOUT_TIMEOUT" ROLLOUT_TIMEOUT
   make_temp_dir errors
-  if ! CLUSTER_NODES="$(kube get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.allocatable.cpu}{"\t"}{.status.nodeInfo.containerRuntimeVersion}{"\n"}{end}' 2>"${errors}/stderr")"; then
+  if ! CLUSTER_NODES="$(kube get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.allocatable.cpu}{"\t"}{.status.nodeInfo.containerRuntimeVersion}{"\t"}{.status.nodeInfo.kubeletVersion}{"\n"}{end}' 2>"${errors}/stderr")"; then
     if grep -qi forbidden "${errors}/stderr"; then
       # Reachable, but this user may not list nodes (common on shared cloud clusters).
       log_warn "you may not list nodes in '${CLUSTER_CONTEXT}': CPU and container runtime not checked"
@@ -213,6 +243,13 @@ require_cluster() {
   node_count="$(printf '%s\n' "$CLUSTER_NODES" | grep -c .)"
   cpu_milli="$(cluster_cpu_milli "$CLUSTER_NODES")"
   log_info "nodes: ${node_count}, allocatable CPU: $((cpu_milli / 1000)).$(((cpu_milli % 1000) / 100))"
+}
+
+# require_capacity: enough allocatable CPU for the app, a mesh and its add-ons (install only; needs require_cluster).
+require_capacity() {
+  local cpu_milli
+  [[ -n "${CLUSTER_NODES:-}" ]] || return 0   # nodes not listable: require_cluster warned already
+  cpu_milli="$(cluster_cpu_milli "$CLUSTER_NODES")"
   if ((cpu_milli < MIN_CPU_MILLI)); then
     die "cluster '${CLUSTER_CONTEXT}' has ${cpu_milli}m allocatable CPU, at least ${MIN_CPU_MILLI}m needed: give the cluster more CPUs"
   fi
@@ -223,8 +260,8 @@ require_cluster() {
 
 # cluster_cpu_milli NODE_LINES: sum of allocatable CPU in millicores ("4" -> 4000, "3500m" -> 3500).
 cluster_cpu_milli() {
-  local total=0 _name cpu _runtime
-  while IFS=$'\t' read -r _name cpu _runtime; do
+  local total=0 _name cpu _rest
+  while IFS=$'\t' read -r _name cpu _rest; do
     [[ -n "$cpu" ]] || continue
     if [[ "$cpu" == *m ]]; then
       total=$((total + ${cpu%m}))
@@ -238,8 +275,8 @@ cluster_cpu_milli() {
 # any_node_runs_docker: true when a node's container runtime is Docker (cri-dockerd); Linkerd's proxy-init then
 # needs root (proxyInit.runAsRoot=true).
 any_node_runs_docker() {
-  local _name _cpu runtime
-  while IFS=$'\t' read -r _name _cpu runtime; do
+  local _name _cpu runtime _kubelet
+  while IFS=$'\t' read -r _name _cpu runtime _kubelet; do
     [[ "$runtime" == docker://* ]] && return 0
   done <<<"${CLUSTER_NODES:-}"
   return 1
@@ -294,7 +331,7 @@ show_workload_diagnostics() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Pinned CLIs in a project-local folder, verified against the release's published sha256.
+# Pinned CLIs in a project-local folder, verified against a sha256 the release publishes apart from the download.
 # ---------------------------------------------------------------------------------------------------------------
 # platform_os / platform_arch: the names release assets use.
 platform_os() {
@@ -320,9 +357,30 @@ sha256_of() {
   fi
 }
 
+# sha256_stdin: the hex sha256 of stdin.
+sha256_stdin() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum | cut -d' ' -f1
+  else
+    shasum -a 256 | cut -d' ' -f1
+  fi
+}
+
+# tree_digest DIR: one sha256 over the relative paths and contents of every file under DIR (caches and compiled
+# Python left out): the same files give the same digest on any machine, one changed byte another.
+tree_digest() {
+  (
+    cd "$1" || exit 1
+    find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*/.pytest_cache/*' ! -path '*/node_modules/*' |
+      LC_ALL=C sort | while IFS= read -r file; do
+        printf '%s  %s\n' "$(sha256_of "$file")" "$file"
+      done
+  ) | sha256_stdin
+}
+
 # make_temp_dir VAR: a fresh temporary folder in VAR, removed when the script exits (also after die).
 _TEMP_DIRS=()
-_remove_temp_dirs() { ((${#_TEMP_DIRS[@]} == 0)) || rm -rf "${_TEMP_DIRS[@]}"; }
+_remove_temp_dirs() { ((${#_TEMP_DIRS[@]} == 0)) || rm -rf ${_TEMP_DIRS[@]+"${_TEMP_DIRS[@]}"}; }
 make_temp_dir() {
   local dir
   dir="$(mktemp -d)"
@@ -374,21 +432,49 @@ run_kubectl_url() {
   kube "$verb" -f "$source" "$@"
 }
 
-# download_verified URL CHECKSUM_URL DEST: fetch URL to DEST only if its sha256 matches the first word of the
-# published checksum file. On any failure nothing is left at DEST.
+# download_verified URL EXPECTED_SHA256 DEST: fetch URL to DEST only if its sha256 is EXPECTED_SHA256 (64 hex
+# digits, from a source other than the download itself). On any failure nothing is left at DEST: fail closed.
 download_verified() {
-  local url="$1" checksum_url="$2" dest="$3" tmp expected actual
-  require_cmd curl "install curl (apt-get install curl / brew install curl)"
+  local url="$1" expected="$2" dest="$3" tmp actual
+  [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "no valid sha256 for $url ('${expected}'): refusing to install"
   make_temp_dir tmp
   fetch "$url" "$tmp/download"
-  fetch "$checksum_url" "$tmp/checksum"
-  expected="$(awk 'NR == 1 { print $1 }' "$tmp/checksum")"
   actual="$(sha256_of "$tmp/download")"
-  [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "checksum file $checksum_url holds no sha256: refusing to install"
   [[ "$expected" == "$actual" ]] ||
     die "checksum mismatch for $url (expected $expected, got $actual): not installed; retry or check the mirror"
   mkdir -p "$(dirname "$dest")"
   mv "$tmp/download" "$dest"
+}
+
+# published_sha256 CHECKSUM_URL: the first word of a published checksum file (Istio's <asset>.sha256, written by
+# istio/release-builder as "<hex> <name>").
+published_sha256() {
+  local tmp
+  make_temp_dir tmp
+  fetch "$1" "$tmp/checksum"
+  awk 'NR == 1 { print $1 }' "$tmp/checksum"
+}
+
+# release_asset_sha256 RELEASE_JSON_URL ASSET: the hex sha256 that GitHub's release API lists for ASSET
+# (assets[].digest = "sha256:<hex>"), or stop: an asset without a digest is not installed.
+release_asset_sha256() {
+  local tmp digest
+  require_cmd python3 "the Linkerd CLI download reads GitHub's release API (JSON) with python3: install Python 3, or put linkerd ${LINKERD_VERSION} on PATH"
+  make_temp_dir tmp
+  fetch "$1" "$tmp/release.json"
+  digest="$(python3 -c '
+import json, sys
+try:
+    release = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit(0)
+for asset in release.get("assets") or [] if isinstance(release, dict) else []:
+    if isinstance(asset, dict) and asset.get("name") == sys.argv[2]:
+        print(asset.get("digest") or "")
+' "$tmp/release.json" "$2")"
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] ||
+    die "the release API at $1 lists no sha256 digest for $2 (got '${digest:-nothing}'): refusing to install; set LINKERD_CLI_SHA256 to a checksum you trust, or install linkerd yourself"
+  printf '%s\n' "${digest#sha256:}"
 }
 
 # use_project_tools: CLIs installed by ensure_istioctl / ensure_linkerd come first on PATH.
@@ -420,20 +506,23 @@ install_istioctl() {
   local os arch asset tmp
   os="$(platform_os)"
   arch="$(platform_arch)"
-  # Istio names macOS "osx"; linux assets always carry the arch, osx only for arm64.
-  case "$os-$arch" in
-    linux-*) asset="istioctl-${ISTIO_VERSION}-linux-${arch}.tar.gz" ;;
-    darwin-amd64) asset="istioctl-${ISTIO_VERSION}-osx.tar.gz" ;;
-    darwin-arm64) asset="istioctl-${ISTIO_VERSION}-osx-arm64.tar.gz" ;;
+  # Istio names macOS "osx" (istio/release-builder pkg/build/archive.go: istioctl-<version>-<os>-<arch>.tar.gz, the
+  # arch-less osx name being the deprecated duplicate).
+  case "$os" in
+    linux) asset="istioctl-${ISTIO_VERSION}-linux-${arch}.tar.gz" ;;
+    darwin) asset="istioctl-${ISTIO_VERSION}-osx-${arch}.tar.gz" ;;
   esac
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '[dry-run] install istioctl %s into %s (verified against %s.sha256)\n' "$ISTIO_VERSION" "$TOOLS_BIN" "$asset"
     return 0
   fi
   log_info "installing istioctl ${ISTIO_VERSION} into ${TOOLS_BIN}"
+  require_cmd curl "install curl (apt-get install curl / brew install curl)"
   make_temp_dir tmp
-  download_verified "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}" \
-    "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}.sha256" "$tmp/$asset"
+  local expected
+  # (a failure inside $(...) has printed its one line already: only pass its status on)
+  expected="$(published_sha256 "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}.sha256")" || exit "$?"
+  download_verified "${ISTIO_RELEASE_BASE_URL}/${ISTIO_VERSION}/${asset}" "$expected" "$tmp/$asset"
   tar -xzf "$tmp/$asset" -C "$tmp" istioctl || die "$asset holds no istioctl: not installed"
   mkdir -p "$TOOLS_BIN"
   install -m 0755 "$tmp/istioctl" "$TOOLS_BIN/istioctl"
@@ -454,12 +543,17 @@ install_linkerd() {
     *) asset="linkerd2-cli-${LINKERD_VERSION}-${os}-${arch}" ;;
   esac
   if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] install linkerd %s into %s (verified against %s.sha256)\n' "$LINKERD_VERSION" "$TOOLS_BIN" "$asset"
+    printf '[dry-run] install linkerd %s into %s (verified against the sha256 digest the release API lists for %s)\n' \
+      "$LINKERD_VERSION" "$TOOLS_BIN" "$asset"
     return 0
   fi
   log_info "installing linkerd ${LINKERD_VERSION} into ${TOOLS_BIN}"
-  download_verified "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}" \
-    "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}.sha256" "$TOOLS_BIN/linkerd"
+  require_cmd curl "install curl (apt-get install curl / brew install curl)"
+  local expected="${LINKERD_CLI_SHA256:-}"
+  if [[ -z "$expected" ]]; then
+    expected="$(release_asset_sha256 "${LINKERD_RELEASE_API_URL}/${LINKERD_VERSION}" "$asset")" || exit "$?"
+  fi
+  download_verified "${LINKERD_RELEASE_BASE_URL}/${LINKERD_VERSION}/${asset}" "$expected" "$TOOLS_BIN/linkerd"
   chmod 0755 "$TOOLS_BIN/linkerd"
   log_ok "linkerd ${LINKERD_VERSION} installed: ${TOOLS_BIN}/linkerd"
 }

@@ -7,6 +7,8 @@
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=scripts/lib/ownership.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ownership.sh"
 
 if [[ -n "${_MESH_SH_LOADED:-}" ]]; then
   return 0
@@ -27,12 +29,11 @@ LINKERD_VIZ_NAMESPACE="linkerd-viz"
 LINKERD_JAEGER_NAMESPACE="linkerd-jaeger"
 # Cluster-scoped kinds a Linkerd extension creates (removed by its linkerd.io/extension label).
 LINKERD_EXTENSION_CLUSTER_KINDS="clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,apiservices"
-# Gateway API versions Linkerd 2.18+ documents as compatible (HTTPRoute gateway.networking.k8s.io/v1).
-GATEWAY_API_COMPATIBLE_MIN="v1.1.1"
-GATEWAY_API_COMPATIBLE_MAX="v1.2.1"
+# Gateway API bundles Linkerd 2.20 supports (linkerd docs, features/gateway-api: 1.2.1 - 1.5.1; 1.2.1 recommended,
+# which is what deploy-linkerd.sh installs when none is there).
+GATEWAY_API_COMPATIBLE_MIN="v1.2.1"
+GATEWAY_API_COMPATIBLE_MAX="v1.5.1"
 GATEWAY_API_CRD_PROBE="httproutes.gateway.networking.k8s.io"
-# Marks Gateway API CRDs that deploy-linkerd.sh installed, so uninstall-linkerd.sh removes only those.
-INSTALLED_BY_ANNOTATION="service-mesh-lab.io/installed-by"
 
 REGISTRY="${REGISTRY:-}"
 LINKERD_INSTALL_FLAGS=()   # extra `linkerd install` flags (tracing with --with-jaeger)
@@ -40,25 +41,37 @@ LINKERD_INSTALL_FLAGS=()   # extra `linkerd install` flags (tracing with --with-
 # ---------------------------------------------------------------------------------------------------------------
 # Rendering and applying our kustomizations
 # ---------------------------------------------------------------------------------------------------------------
-# render_kustomization DIR: print the rendered YAML of DIR (relative to the repo). With REGISTRY set, every image
-# that ./build.sh --list-images names is rewritten to REGISTRY/<name>:<tag> through a throw-away overlay (kustomize
-# needs a relative path to the base, so the overlay lives under .tools/, which git ignores).
+# built_tag IMAGE: the unique tag the last ./build.sh gave IMAGE (name:tag as the manifests write it), or nothing.
+built_tag() {
+  [[ -f "$IMAGE_TAGS_FILE" ]] || return 0
+  awk -v image="$1" '$1 == image { print $2; exit }' "$IMAGE_TAGS_FILE"
+}
+
+# render_kustomization DIR: print the rendered YAML of DIR (relative to the repo). Every image that
+# ./build.sh --list-images names is pointed, through a throw-away overlay, at REGISTRY/<name> (with REGISTRY set) and
+# at the unique tag of the last build (IMAGE_TAGS_FILE): the Deployments then change when an image does, so a rebuilt
+# image is rolled out, never hidden behind a fixed tag and IfNotPresent. kustomize matches an `images:` name with its
+# tag ("payment-service:v2": api/internal/image/image.go, IsImageMatched), which keeps payment's v1 and v2 apart. The
+# overlay lives under .tools/ (git-ignored): kustomize needs a relative path to the base.
 render_kustomization() {
-  local dir="$1" overlay image
+  local dir="$1" overlay image tag entries=""
   [[ -f "${REPO_ROOT}/${dir}/kustomization.yaml" ]] || die "${dir}/kustomization.yaml is missing: is the checkout complete?"
-  if [[ -z "$REGISTRY" ]]; then
+  while read -r image; do
+    [[ -n "$image" ]] || continue
+    tag="$(built_tag "$image")"
+    [[ -n "$REGISTRY" || -n "$tag" ]] || continue
+    entries+="- name: ${image}"$'\n'
+    [[ -z "$REGISTRY" ]] || entries+="  newName: ${REGISTRY}/${image%%:*}"$'\n'
+    [[ -z "$tag" ]] || entries+="  newTag: ${tag}"$'\n'
+  done <<<"$("${REPO_ROOT}/build.sh" --list-images)"
+  if [[ -z "$entries" ]]; then
     kubectl kustomize "${REPO_ROOT}/${dir}"
     return
   fi
   mkdir -p "${REPO_ROOT}/.tools"
   overlay="$(mktemp -d "${REPO_ROOT}/.tools/render.XXXXXX")"
-  {
-    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../%s\nimages:\n' "$dir"
-    while read -r image; do
-      [[ -n "$image" ]] || continue
-      printf -- '- name: %s\n  newName: %s/%s\n' "${image%%:*}" "$REGISTRY" "${image%%:*}"
-    done <<<"$("${REPO_ROOT}/build.sh" --list-images)"
-  } >"${overlay}/kustomization.yaml"
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../%s\nimages:\n%s' "$dir" "$entries" \
+    >"${overlay}/kustomization.yaml"
   # Removed here, not by an EXIT trap: this function runs in a command substitution (a subshell).
   local rendered status=0
   rendered="$(kubectl kustomize "$overlay")" || status=$?
@@ -89,11 +102,40 @@ namespaces_in_yaml() {
     tr -d '"' | sort -u
 }
 
+# namespace_docs_in: the names of the Namespace objects of a rendered YAML stream on stdin.
+namespace_docs_in() {
+  awk '/^---/ { k = "" } /^kind:[ \t]/ { k = $2 } k == "Namespace" && /^  name:[ \t]/ { print $2 }' | tr -d '"'
+}
+
+# drop_namespace_doc NAME: the YAML stream on stdin without the Namespace object NAME.
+drop_namespace_doc() {
+  awk -v name="$1" '
+    function flush() { if (doc != "" && !(kind == "Namespace" && ns == name)) printf "---\n%s", doc; doc = ""; kind = ""; ns = "" }
+    /^---/ { flush(); next }
+    /^kind:[ \t]/ { kind = $2 }
+    /^  name:[ \t]/ && ns == "" { ns = $2 }
+    { doc = doc $0 "\n" }
+    END { flush() }
+  '
+}
+
+# check_no_foreign_objects DIR: a read-only part of the preflight: stop when an object DIR would apply already exists
+# without the lab's labels (someone else's, which kubectl apply would change). Namespaces are handled apart.
+check_no_foreign_objects() {
+  local dir="$1" rendered foreign
+  rendered="$(render_kustomization "$dir")" || die "kubectl kustomize ${dir} failed: fix the manifests (./test.sh checks them)"
+  foreign="$(yaml_docs DROP Namespace <<<"$rendered" | foreign_objects)"
+  [[ -z "$foreign" ]] ||
+    die "${dir}/ would change objects that are not the lab's: $(tr '\n' ' ' <<<"$foreign" | sed 's/ $//'): remove or rename them first, or use another cluster"
+}
+
 # apply_kustomization DIR: render DIR (with REGISTRY) and apply it. DestinationRules go first, because a
-# VirtualService naming a subset its DestinationRule does not define yet answers 503 (docs/deploy.md, troubleshooting).
+# VirtualService naming a subset its DestinationRule does not define yet answers 503 (docs/deploy.md, troubleshooting). A namespace the
+# render declares is created and recorded as the lab's when missing; an existing one that is not the lab's is used
+# as it is (not labelled, never deleted by uninstall), except the app's namespace, which must be the lab's.
 # Sets APPLIED_NAMESPACES to the namespaces its objects live in.
 apply_kustomization() {
-  local dir="$1" rendered first_pass
+  local dir="$1" rendered first_pass ns created=""
   if [[ "$DRY_RUN" == 1 ]]; then
     # Only Istio's configuration has DestinationRules to put first.
     printf '[dry-run] kubectl kustomize %s%s | kubectl apply -f -%s\n' "$dir" "${REGISTRY:+ with images from ${REGISTRY}}" \
@@ -103,6 +145,16 @@ apply_kustomization() {
   fi
   rendered="$(render_kustomization "$dir")" || die "kubectl kustomize ${dir} failed: fix the manifests (./test.sh checks them)"
   APPLIED_NAMESPACES="$(namespaces_in_yaml <<<"$rendered")"
+  for ns in $(namespace_docs_in <<<"$rendered"); do
+    if ! namespace_exists "$ns"; then
+      created+="${ns} "
+    elif ! created_by_lab namespace "$ns" && ! labelled_by_lab namespace "$ns"; then
+      [[ "$ns" != "$APP_NAMESPACE" ]] ||
+        die "namespace ${ns} exists and is not the lab's (no app.kubernetes.io/part-of=${LAB_NAME}): the shop needs its own namespace; remove or rename that one"
+      log_info "namespace ${ns} exists and is not the lab's: used as it is (not labelled, never deleted by uninstall)"
+      rendered="$(drop_namespace_doc "$ns" <<<"$rendered")"
+    fi
+  done
   first_pass="$(yaml_docs KEEP CustomResourceDefinition Namespace DestinationRule <<<"$rendered")"
   if [[ -n "$first_pass" ]]; then
     printf '    + kubectl apply -f - (%s, first its namespaces, CRDs and DestinationRules)\n' "$dir"
@@ -110,17 +162,22 @@ apply_kustomization() {
   fi
   printf '    + kubectl apply -f - (%s)\n' "$dir"
   kubectl apply -f - <<<"$rendered" || die "kubectl apply of ${dir}/ failed (see above): fix the cause and rerun"
+  for ns in $created; do
+    mark_created_by_lab namespace "$ns"
+  done
 }
 
-# ensure_namespace NAME: create NAME if missing (apply is idempotent), so injection is on before pods exist.
-ensure_namespace() {
+# ensure_lab_namespace NAME: create NAME as the lab's when missing (an existing one is used as it is).
+ensure_lab_namespace() {
   if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] kubectl apply -f - (Namespace %s)\n' "$1"
+    printf '[dry-run] kubectl apply -f - (Namespace %s, recorded as the lab'"'"'s, when missing)\n' "$1"
     return 0
   fi
   namespace_exists "$1" && return 0
   printf '    + kubectl apply -f - (Namespace %s)\n' "$1"
-  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$1" | kubectl apply -f -
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$1" | kubectl apply -f - >/dev/null ||
+    die "could not create namespace $1 (see above)"
+  mark_created_by_lab namespace "$1"
 }
 
 # ensure_grafana_admin_secret: Grafana's admin login, generated once with a random password (no password is in any
@@ -142,6 +199,8 @@ ensure_grafana_admin_secret() {
   kubectl -n "$MONITORING_NAMESPACE" create secret generic "$GRAFANA_SECRET" --from-literal=admin-user=admin \
     --from-file=admin-password="$password_file" >/dev/null ||
     die "could not create the secret ${MONITORING_NAMESPACE}/${GRAFANA_SECRET} (see above)"
+  # shellcheck disable=SC2086  # LAB_LABELS: one key=value per word
+  run kubectl -n "$MONITORING_NAMESPACE" label secret "$GRAFANA_SECRET" $LAB_LABELS --overwrite >/dev/null
 }
 
 grafana_access_hint() {
@@ -231,15 +290,6 @@ namespaces_with_annotation() {
     awk -F '\t' '$2 != "" { print $1 }' || true
 }
 
-# delete_custom_resources_in NAMESPACE CRD...: delete every object of those CRDs in NAMESPACE (mesh config).
-delete_custom_resources_in() {
-  local namespace="$1" crd
-  shift
-  namespace_exists "$namespace" || return 0
-  for crd in "$@"; do
-    run kubectl delete "$crd" --all -n "$namespace" --ignore-not-found
-  done
-}
 
 # delete_objects KIND/NAME...: delete cluster-scoped objects; NotFound is not an error.
 delete_objects() {
@@ -262,80 +312,71 @@ delete_namespace() {
 istio_addon_url() { printf '%s/%s.yaml\n' "$ISTIO_ADDONS_BASE_URL" "$1"; }
 
 # preflight_istio: the read-only checks of the Istio install, before anything (such as removing Linkerd) changes
-# the cluster.
+# the cluster: istioctl's precheck, and that neither the add-ons nor our monitoring would overwrite objects that are
+# not the lab's (the add-ons have generic cluster-wide names such as ClusterRole/prometheus).
 preflight_istio() {
-  ((SKIP_MESH_INSTALL == 0)) || return 0
   log_step "Preflight checks for Istio"
-  run istioctl x precheck || die "istioctl x precheck found problems (see above): fix them, then rerun"
+  if ((SKIP_MESH_INSTALL == 0)); then
+    run istioctl x precheck || die "istioctl x precheck found problems (see above): fix them, then rerun"
+    [[ "$DRY_RUN" == 1 ]] || fetch_istio_addons
+  fi
+  [[ "$DRY_RUN" == 1 ]] || check_no_foreign_objects "$MONITORING_DIR"
 }
 
+# fetch_istio_addons: the add-ons of the pinned release, downloaded once into ISTIO_ADDONS_DIR and labelled as the
+# lab's (through a throw-away kustomization; kubectl kustomize runs offline); stop if any of their objects already
+# exists without those labels.
+fetch_istio_addons() {
+  local addon foreign source
+  make_temp_dir ISTIO_ADDONS_DIR
+  for addon in $ISTIO_ADDONS; do
+    mkdir -p "${ISTIO_ADDONS_DIR}/${addon}"
+    source="$(istio_addon_url "$addon")"
+    if [[ "$source" =~ ^https?:// ]]; then
+      fetch "$source" "${ISTIO_ADDONS_DIR}/${addon}/${addon}.yaml"
+    else
+      cp "$source" "${ISTIO_ADDONS_DIR}/${addon}/${addon}.yaml" || die "add-on ${addon} not found at ${source}"
+    fi
+    printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" "resources:" "  - ${addon}.yaml" \
+      "labels:" "  - pairs:" "      app.kubernetes.io/part-of: ${LAB_NAME}" "      app.kubernetes.io/managed-by: ${LAB_NAME}" \
+      "      ${COMPONENT_LABEL_KEY}: istio-addons" "    includeSelectors: false" >"${ISTIO_ADDONS_DIR}/${addon}/kustomization.yaml"
+    kubectl kustomize "${ISTIO_ADDONS_DIR}/${addon}" >"${ISTIO_ADDONS_DIR}/${addon}.rendered.yaml" ||
+      die "the ${addon} add-on from ${source} does not render (see above)"
+    foreign="$(foreign_objects <"${ISTIO_ADDONS_DIR}/${addon}.rendered.yaml")"
+    [[ -z "$foreign" ]] ||
+      die "the Istio ${addon} add-on would overwrite objects that are not the lab's: $(tr '\n' ' ' <<<"$foreign" | sed 's/ $//'); if an older lab release applied them, delete them (kubectl delete -f ${source}) and rerun; else deploy with --skip-mesh-install and your own add-ons"
+  done
+}
+
+# install_istio_control_plane: install Istio, unless one that is not the lab's is there already: that one is used as
+# it is (someone else's control plane is not this script's to change). A new install is recorded on istio-system.
 install_istio_control_plane() {
+  local created=0
   log_step "Installing Istio ${ISTIO_VERSION} (demo profile)"
+  if [[ "$DRY_RUN" != 1 ]] && namespace_exists "$ISTIO_NAMESPACE" && ! created_by_lab namespace "$ISTIO_NAMESPACE"; then
+    log_warn "Istio is installed already, not by the lab (namespace ${ISTIO_NAMESPACE} has no ${CREATED_BY_ANNOTATION}): used as it is; the shop needs the demo profile's ingress gateway and jaeger tracing provider"
+    wait_for_rollouts "$ISTIO_NAMESPACE"
+    return 0
+  fi
+  [[ "$DRY_RUN" == 1 ]] || namespace_exists "$ISTIO_NAMESPACE" || created=1
   run istioctl install --set profile=demo -y || die "istioctl install failed (see above): rerun after fixing the cause"
+  ((created == 0)) || mark_created_by_lab namespace "$ISTIO_NAMESPACE"
   wait_for_rollouts "$ISTIO_NAMESPACE"
 }
 
 install_istio_addons() {
-  log_step "Installing the Istio add-ons (${ISTIO_ADDONS}) from ${ISTIO_RELEASE_BRANCH}"
+  log_step "Installing the Istio add-ons (${ISTIO_ADDONS}) of Istio ${ISTIO_VERSION}"
   local addon
   for addon in $ISTIO_ADDONS; do
-    run_kubectl_url apply "$(istio_addon_url "$addon")" ||
-      die "could not apply the ${addon} add-on from $(istio_addon_url "$addon") (see above): check the network and rerun"
+    if [[ "$DRY_RUN" == 1 ]]; then
+      printf '[dry-run] kubectl apply -f %s   (labelled as the lab'"'"'s, %s=istio-addons)\n' "$(istio_addon_url "$addon")" "$COMPONENT_LABEL_KEY"
+      continue
+    fi
+    printf '    + kubectl apply -f %s (labelled as the lab'"'"'s)\n' "$(istio_addon_url "$addon")"
+    kube apply -f "${ISTIO_ADDONS_DIR}/${addon}.rendered.yaml" >/dev/null ||
+      die "could not apply the ${addon} add-on (see above): rerun after fixing the cause"
   done
   wait_for_rollouts "$ISTIO_NAMESPACE"
-}
-
-# remove_istio KEEP_APP(0|1): app (unless kept), mesh config, add-ons, control plane, webhooks, CRDs, labels.
-remove_istio() {
-  local keep_app="$1" crds ns addon crd label
-  crds="$(istio_crds)"
-  if ((keep_app == 0)); then
-    remove_application
-  else
-    log_step "Removing the Istio configuration of ${APP_NAMESPACE} (the app stays)"
-    # shellcheck disable=SC2086  # one CRD name per word
-    delete_custom_resources_in "$APP_NAMESPACE" $crds
-  fi
-
-  log_step "Removing the Istio add-ons"
-  if namespace_exists "$ISTIO_NAMESPACE"; then
-    for addon in $ISTIO_ADDONS; do
-      # The add-ons also create cluster-wide RBAC, which deleting the namespace would leave behind.
-      run_kubectl_url delete "$(istio_addon_url "$addon")" --ignore-not-found ||
-        log_warn "could not delete the ${addon} add-on from $(istio_addon_url "$addon"); its cluster roles may remain"
-    done
-  fi
-
-  log_step "Removing the Istio control plane"
-  if namespace_exists "$ISTIO_NAMESPACE" && command -v istioctl >/dev/null 2>&1; then
-    run istioctl uninstall --purge -y
-  elif namespace_exists "$ISTIO_NAMESPACE"; then
-    log_warn "istioctl not found: removing Istio with kubectl only"
-  fi
-  delete_namespace "$ISTIO_NAMESPACE"
-
-  log_step "Removing Istio webhooks, cluster roles and CRDs"
-  # Leftover webhooks point at a deleted istiod and break every later pod creation or the next install.
-  # shellcheck disable=SC2046
-  delete_objects $(istio_webhooks) $(istio_cluster_rbac)
-  for label in istio-injection istio.io/rev; do
-    for ns in $(namespaces_with_label "$label"); do
-      run kubectl label namespace "$ns" "${label}-"
-    done
-  done
-  for crd in $(istio_crds); do
-    delete_objects "crd/${crd}"
-  done
-}
-
-istio_leftovers() {
-  namespace_exists "$ISTIO_NAMESPACE" && printf 'namespace/%s\n' "$ISTIO_NAMESPACE"
-  istio_crds | sed 's|^|crd/|'
-  istio_webhooks
-  istio_cluster_rbac
-  namespaces_with_label istio-injection | sed 's|^|label istio-injection on namespace/|'
-  namespaces_with_label istio.io/rev | sed 's|^|label istio.io/rev on namespace/|'
-  return 0
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -347,8 +388,9 @@ version_at_least() {
 }
 
 # check_gateway_api (read-only, part of the preflight): fine when the Gateway API CRDs are absent or of a version
-# Linkerd supports; stop when another version is installed (replacing it could break whoever installed it).
-# Sets GATEWAY_API_INSTALLED to the compatible version found, or "".
+# Linkerd supports; stop when another version is installed. The CRDs are cluster-wide and someone else's: never
+# replace them here, and never suggest a downgrade (v1.5's safe-upgrades admission policy refuses one, and other
+# users of the cluster may need the newer fields). Sets GATEWAY_API_INSTALLED to the supported version found, or "".
 check_gateway_api() {
   local installed
   GATEWAY_API_INSTALLED=""
@@ -359,36 +401,39 @@ check_gateway_api() {
     GATEWAY_API_INSTALLED="$installed"
     return 0
   fi
-  die "Gateway API CRDs ${installed:-of unknown version} are installed; Linkerd needs ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: replace them (kubectl apply -f ${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml) if nothing else needs them"
+  if [[ -n "$installed" ]] && version_at_least "$installed" "$GATEWAY_API_COMPATIBLE_MAX"; then
+    die "Gateway API ${installed} is installed, newer than Linkerd ${LINKERD_VERSION} supports (${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}): use a Linkerd release that supports it, or another cluster; do not downgrade CRDs others rely on"
+  fi
+  die "Gateway API ${installed:-of unknown version} is installed; Linkerd ${LINKERD_VERSION} supports ${GATEWAY_API_COMPATIBLE_MIN}..${GATEWAY_API_COMPATIBLE_MAX}: whoever manages the cluster's Gateway API can upgrade it (see docs/deploy.md, Gateway API), or use another cluster"
 }
 
-# ensure_gateway_api: install the Gateway API standard CRDs unless check_gateway_api found a compatible version, and
-# mark the ones installed here so uninstall-linkerd.sh removes only those.
+# ensure_gateway_api: install the Gateway API standard CRDs unless check_gateway_api found a supported version, and
+# mark the ones installed here (labels and CREATED_BY_ANNOTATION) so uninstall-linkerd.sh removes only those.
 ensure_gateway_api() {
   log_step "Gateway API CRDs (${GATEWAY_API_VERSION})"
   check_gateway_api
   if [[ -n "$GATEWAY_API_INSTALLED" ]]; then
-    log_info "Gateway API ${GATEWAY_API_INSTALLED} already installed and compatible with Linkerd; kept"
+    log_info "Gateway API ${GATEWAY_API_INSTALLED} already installed and supported by Linkerd; kept"
     return 0
   fi
   run_kubectl_url apply "${GATEWAY_API_BASE_URL}/${GATEWAY_API_VERSION}/standard-install.yaml" ||
     die "could not apply the Gateway API CRDs (see above): check the network and rerun"
   if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] kubectl annotate crd <each *.gateway.networking.k8s.io CRD> %s=deploy-linkerd.sh --overwrite\n' "$INSTALLED_BY_ANNOTATION"
+    printf '[dry-run] kubectl label+annotate crd <each *.gateway.networking.k8s.io CRD> as the lab'"'"'s (%s=%s)\n' \
+      "$CREATED_BY_ANNOTATION" "$(lab_script_name)"
     return 0
   fi
-  local crd
-  for crd in $(names_matching crd '\.gateway\.networking\.k8s\.io$'); do
-    run kubectl annotate crd "$crd" "${INSTALLED_BY_ANNOTATION}=deploy-linkerd.sh" --overwrite
-  done
+  # shellcheck disable=SC2046  # one CRD name per word
+  mark_created_by_lab crd $(names_matching crd '\.gateway\.networking\.k8s\.io$')
 }
 
 # preflight_linkerd WITH_JAEGER: every read-only check of the Linkerd install, before anything (such as removing
 # Istio) changes the cluster.
 preflight_linkerd() {
   local with_jaeger="$1"
-  ((SKIP_MESH_INSTALL == 0)) || return 0
   log_step "Preflight checks for Linkerd"
+  [[ "$DRY_RUN" == 1 ]] || check_no_foreign_objects "$MONITORING_DIR"
+  ((SKIP_MESH_INSTALL == 0)) || return 0
   ((with_jaeger == 0)) || require_cmd helm "--with-jaeger needs helm: https://helm.sh/docs/intro/install/"
   check_gateway_api
   if ! namespace_exists "$LINKERD_NAMESPACE"; then
@@ -413,6 +458,7 @@ install_linkerd_control_plane() {
   fi
   run_apply_from linkerd install --crds
   run_apply_from linkerd install ${install_flags[@]+"${install_flags[@]}"} ${LINKERD_INSTALL_FLAGS[@]+"${LINKERD_INSTALL_FLAGS[@]}"}
+  [[ "$DRY_RUN" == 1 ]] || mark_created_by_lab namespace "$LINKERD_NAMESPACE"
   run linkerd check --wait "$ROLLOUT_TIMEOUT" || die "linkerd check failed (see above): the control plane is not healthy"
 }
 
@@ -423,137 +469,20 @@ install_linkerd_viz() {
     log_info "Linkerd viz is already installed and healthy; kept"
     return 0
   fi
+  local created=0
+  [[ "$DRY_RUN" == 1 ]] || namespace_exists "$LINKERD_VIZ_NAMESPACE" || created=1
   run_apply_from linkerd viz install
+  ((created == 0)) || mark_created_by_lab namespace "$LINKERD_VIZ_NAMESPACE"
   run linkerd viz check --wait "$ROLLOUT_TIMEOUT" || die "linkerd viz check failed (see above): viz is not healthy"
 }
 
-# remove_linkerd KEEP_APP(0|1): app (unless kept), mesh config, extensions, control plane, webhooks, CRDs,
-# namespace annotations, and the Gateway API CRDs only if deploy-linkerd.sh installed them.
-remove_linkerd() {
-  local keep_app="$1" crds ns crd annotation has_cli=0
-  command -v linkerd >/dev/null 2>&1 && has_cli=1
-  if ((keep_app == 0)); then
-    remove_application
-  else
-    log_step "Removing the Linkerd configuration of ${APP_NAMESPACE} (the app stays)"
-    crds="$(linkerd_crds)"
-    crd_exists "$GATEWAY_API_CRD_PROBE" && crds+=$'\n'"${GATEWAY_API_CRD_PROBE}"
-    # shellcheck disable=SC2086
-    delete_custom_resources_in "$APP_NAMESPACE" $crds
-  fi
 
-  log_step "Removing the Linkerd extensions and control plane"
-  # The linkerd-jaeger extension of older installs: its `linkerd jaeger uninstall` is gone from the 2.19+ CLI, so
-  # kubectl removes it (namespace, then its cluster-wide objects by the extension label).
-  if namespace_exists "$LINKERD_JAEGER_NAMESPACE"; then
-    delete_namespace "$LINKERD_JAEGER_NAMESPACE"
-    run kubectl delete "$LINKERD_EXTENSION_CLUSTER_KINDS" -l linkerd.io/extension=jaeger --ignore-not-found
-  fi
-  if ((has_cli)); then
-    namespace_exists "$LINKERD_VIZ_NAMESPACE" && run_delete_from linkerd viz uninstall
-    # --force: without it `linkerd uninstall` refuses while any meshed pod runs outside the linkerd namespace
-    # (the kept app, or viz pods still terminating); those pods are restarted without a proxy afterwards.
-    namespace_exists "$LINKERD_NAMESPACE" && run_delete_from linkerd uninstall --force
-  elif namespace_exists "$LINKERD_NAMESPACE"; then
-    log_warn "linkerd CLI not found: removing Linkerd with kubectl only"
-  fi
-  remove_jaeger_for_linkerd
-  delete_namespace "$LINKERD_VIZ_NAMESPACE"
-  delete_namespace "$LINKERD_NAMESPACE"
-
-  log_step "Removing Linkerd webhooks, cluster roles, CRDs and namespace annotations"
-  # shellcheck disable=SC2046
-  delete_objects $(linkerd_webhooks) $(linkerd_cluster_rbac)
-  for annotation in linkerd.io/inject config.linkerd.io/default-inbound-policy; do
-    for ns in $(namespaces_with_annotation "$annotation"); do
-      # Linkerd's own namespaces go with their control plane; only ours keep existing.
-      run kubectl annotate namespace "$ns" "${annotation}-"
-    done
-  done
-  for crd in $(linkerd_crds); do
-    delete_objects "crd/${crd}"
-  done
-  for crd in $(names_matching crd '\.gateway\.networking\.k8s\.io$'); do
-    if [[ -n "$(kube get crd "$crd" -o jsonpath="{.metadata.annotations.${INSTALLED_BY_ANNOTATION//./\\.}}" 2>/dev/null)" ]]; then
-      delete_objects "crd/${crd}"
-    fi
-  done
-}
-
-linkerd_leftovers() {
-  for ns in "$LINKERD_NAMESPACE" "$LINKERD_VIZ_NAMESPACE" "$LINKERD_JAEGER_NAMESPACE" "$JAEGER_NAMESPACE"; do
-    namespace_exists "$ns" && printf 'namespace/%s\n' "$ns"
-  done
-  linkerd_crds | sed 's|^|crd/|'
-  linkerd_webhooks
-  linkerd_cluster_rbac
-  namespaces_with_annotation linkerd.io/inject | sed 's|^|annotation linkerd.io/inject on namespace/|'
-  namespaces_with_annotation config.linkerd.io/default-inbound-policy |
-    sed 's|^|annotation config.linkerd.io/default-inbound-policy on namespace/|'
-  return 0
-}
 
 # ---------------------------------------------------------------------------------------------------------------
 # Application
 # ---------------------------------------------------------------------------------------------------------------
-# remove_application: monitoring (rendered, so its cluster-wide RBAC goes too) and the app namespace with everything
-# in it, including the mesh configuration inside it, whichever mesh it was for. Runs before any CRD is removed, so
-# every kind it deletes is still known to the API server.
-remove_application() {
-  log_step "Removing the application and monitoring"
-  if [[ -f "${REPO_ROOT}/${MONITORING_DIR}/kustomization.yaml" ]]; then
-    run_delete_from kubectl kustomize "${REPO_ROOT}/${MONITORING_DIR}"
-  fi
-  delete_namespace "$APP_NAMESPACE"
-}
 
-# verify_removed MESH: print what is left of MESH and fail, or confirm that nothing is.
-# uninstall_mesh MESH ARGS...: what ./uninstall-istio.sh and ./uninstall-linkerd.sh do, for MESH istio or linkerd:
-# parse --keep-app and the common flags, check the cluster, confirm, remove, restart the app if kept, verify.
-uninstall_mesh() {
-  local mesh="$1" keep_app=0 title
-  shift
-  title="$(tr '[:lower:]' '[:upper:]' <<<"${mesh:0:1}")${mesh:1}"
-  while (($#)); do
-    case "$1" in
-      --keep-app) keep_app=1 ;;
-      *) parse_common_flag "$1" || die "unknown option: $1 (see ./uninstall-${mesh}.sh --help)" ;;
-    esac
-    shift
-  done
 
-  log_step "Checking prerequisites"
-  require_cluster
-  use_project_tools
-  if ! "${mesh}_present"; then
-    log_info "${title} is not installed in cluster '${CLUSTER_CONTEXT}'"
-  fi
-  confirm "Remove ${title}$( ((keep_app)) || echo ' and the shop') from cluster '${CLUSTER_CONTEXT}'?" ||
-    die "aborted: nothing was changed"
-
-  "remove_${mesh}" "$keep_app"
-  if ((keep_app)); then
-    log_step "Restarting the application without the mesh's proxies"
-    restart_workloads_unless_all_pods_have "$APP_NAMESPACE" none
-    wait_for_rollouts "$APP_NAMESPACE"
-  fi
-  verify_removed "$mesh"
-}
-
-verify_removed() {
-  local mesh="$1" leftovers
-  log_step "Checking that nothing of ${mesh} is left"
-  if [[ "$DRY_RUN" == 1 ]]; then
-    printf '[dry-run] check for leftover %s namespaces, CRDs, webhooks, labels and annotations\n' "$mesh"
-    return 0
-  fi
-  leftovers="$("${mesh}_leftovers")"
-  if [[ -n "$leftovers" ]]; then
-    printf '%s\n' "$leftovers" | sed 's/^/    left: /' >&2
-    die "${mesh} was not removed completely (see 'left:' above): delete those by hand, or rerun after they finish terminating"
-  fi
-  log_ok "no ${mesh} namespace, CRD, webhook, cluster role, label or annotation left"
-}
 
 # ---------------------------------------------------------------------------------------------------------------
 # Deploy flow shared by deploy-istio.sh and deploy-linkerd.sh
@@ -567,7 +496,7 @@ Deploy options:
   --registry HOST:PORT   images come from HOST:PORT/<name>:<tag> (what ./build.sh --registry pushed)
   --skip-mesh-install    the cluster already runs this mesh: only apply the app and its mesh configuration
   --skip-quick-test      do not run ./quick-test.sh at the end
-  --timeout DURATION     how long each rollout may take (default 300s)
+  --timeout DURATION     how long each rollout may take: 300s, 10m, or seconds (default 300s)
 USAGE
 }
 
@@ -581,8 +510,7 @@ parse_deploy_flag() {
       DEPLOY_SHIFT=2
       ;;
     --timeout)
-      [[ $# -ge 2 && "$2" =~ ^[0-9]+[smh]?$ ]] || die "--timeout needs a duration like 300s or 10m"
-      ROLLOUT_TIMEOUT="$2"
+      set_rollout_timeout "${2:-}" --timeout
       DEPLOY_SHIFT=2
       ;;
     --skip-mesh-install) SKIP_MESH_INSTALL=1 ;;
@@ -599,7 +527,7 @@ apply_application() {
   apply_kustomization "$mesh_dir"
   namespaces="${APPLIED_NAMESPACES}"
   log_step "Applying monitoring (${MONITORING_DIR}/)"
-  ensure_namespace "$MONITORING_NAMESPACE"
+  ensure_lab_namespace "$MONITORING_NAMESPACE"
   ensure_grafana_admin_secret
   apply_kustomization "$MONITORING_DIR"
   namespaces+=$'\n'"${APPLIED_NAMESPACES}"
@@ -634,18 +562,20 @@ run_quick_test() {
     die "the deploy finished but the quick test reports failures (see the table above): ./quick-test.sh --mesh ${mesh} reruns it"
 }
 
-# remove_other_mesh NAME PRESENT_FN REMOVE_FN UNINSTALL_SCRIPT: if the other mesh is installed, confirm and remove
-# it, keeping the app (its pods move to the new mesh afterwards).
+# remove_other_mesh MESH: if the other mesh is installed, confirm and take the app off it: its configuration of the
+# app, and its control plane too when the lab installed it and nothing else uses it (uninstall.sh decides and says
+# why). The app stays; its pods move to the new mesh afterwards.
 remove_other_mesh() {
-  local name="$1" present_fn="$2" remove_fn="$3" uninstall_script="$4"
+  local mesh="$1" name
+  name="$(tr '[:lower:]' '[:upper:]' <<<"${mesh:0:1}")${mesh:1}"
   log_step "Looking for ${name}"
-  if ! "$present_fn"; then
+  if ! "${mesh}_present"; then
     log_info "${name} is not installed"
     return 0
   fi
-  confirm "${name} is installed in cluster '${CLUSTER_CONTEXT}'; only one mesh may run. Remove ${name}?" ||
-    die "aborted: ${name} stays installed; remove it with ./${uninstall_script} or rerun with --yes"
-  "$remove_fn" 1
+  confirm "${name} is installed in cluster '${CLUSTER_CONTEXT}'; the shop runs on one mesh. Take it off ${name} (removing ${name} too if only the lab uses it)?" ||
+    die "aborted: ${name} stays installed; remove it with ./uninstall-${mesh}.sh or rerun with --yes"
+  remove_mesh "$mesh" 1
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -661,24 +591,30 @@ LINKERD_TRACING_FLAGS=(
   --set "proxy.tracing.collector.meshIdentity.namespace=${JAEGER_NAMESPACE}"
 )
 
+# install_jaeger_for_linkerd: after the control plane (its injector must exist), into a namespace annotated for
+# injection: Linkerd exports spans only to a collector inside the mesh (linkerd docs, distributed tracing task: "the
+# meshIdentity stanza is mandatory"). A Jaeger that still runs without a proxy is restarted onto the mesh.
 install_jaeger_for_linkerd() {
-  log_step "Installing Jaeger (all-in-one, in-memory) into ${JAEGER_NAMESPACE}"
+  log_step "Installing Jaeger (all-in-one, in-memory) into ${JAEGER_NAMESPACE}, meshed"
+  ensure_lab_namespace "$JAEGER_NAMESPACE"
+  if [[ "$DRY_RUN" == 1 ]] || created_by_lab namespace "$JAEGER_NAMESPACE"; then
+    run kubectl annotate namespace "$JAEGER_NAMESPACE" linkerd.io/inject=enabled --overwrite
+  else
+    log_warn "namespace ${JAEGER_NAMESPACE} is not the lab's: annotate it linkerd.io/inject=enabled yourself, or Linkerd's spans have nowhere to go"
+  fi
   run helm repo add jaegertracing "$JAEGER_HELM_REPO" --force-update
-  run helm upgrade --install jaeger jaegertracing/jaeger --namespace "$JAEGER_NAMESPACE" --create-namespace --wait \
+  run helm upgrade --install jaeger jaegertracing/jaeger --namespace "$JAEGER_NAMESPACE" --wait \
     --timeout "$ROLLOUT_TIMEOUT" --set allInOne.enabled=true --set storage.type=memory --set agent.enabled=false \
     --set collector.enabled=false --set query.enabled=false --set provisionDataStore.cassandra=false ||
     die "helm could not install Jaeger (see above): check the network, or deploy without --with-jaeger"
+  restart_workloads_unless_all_pods_have "$JAEGER_NAMESPACE" linkerd-proxy
+  wait_for_rollouts "$JAEGER_NAMESPACE"
 }
 
 # enable_linkerd_tracing: point the proxies at Jaeger on an existing control plane (install passes the flags).
 enable_linkerd_tracing() {
-  run_apply_from linkerd upgrade "${LINKERD_TRACING_FLAGS[@]}"
+  run_apply_from linkerd upgrade ${LINKERD_TRACING_FLAGS[@]+"${LINKERD_TRACING_FLAGS[@]}"}
 }
 
-remove_jaeger_for_linkerd() {
-  namespace_exists "$JAEGER_NAMESPACE" || return 0
-  if command -v helm >/dev/null 2>&1; then
-    run helm uninstall jaeger --namespace "$JAEGER_NAMESPACE" --ignore-not-found
-  fi
-  delete_namespace "$JAEGER_NAMESPACE"
-}
+# shellcheck source=scripts/lib/uninstall.sh
+source "$(dirname "${BASH_SOURCE[0]}")/uninstall.sh"

@@ -11,7 +11,9 @@ from collections import Counter
 from dataclasses import asdict
 
 from . import __doc__ as PACKAGE_DOC
+from .access import Access, AccessError
 from .canary import canary_samples_needed
+from .kube import Kube
 from .results import FAIL, PASS, SKIP, fmt_counter, render_table
 from .runner import parse_service_urls, print_plan, run_checks
 from .settings import CURL_IMAGE, DEFAULT_URL, NAMESPACE
@@ -20,7 +22,8 @@ from .settings import CURL_IMAGE, DEFAULT_URL, NAMESPACE
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quicktest", description=PACKAGE_DOC.split("\n\n")[0])
     parser.add_argument("--mode", choices=["local", "cluster"], default="local")
-    parser.add_argument("--url", default=DEFAULT_URL, help="gateway base URL (default %(default)s)")
+    parser.add_argument("--url", default=None,
+                        help=f"gateway base URL (local default {DEFAULT_URL}; in a cluster: found, see access.py)")
     parser.add_argument("--service-urls", type=parse_service_urls, default=None,
                         help="local mode: name=url,... of the services to probe directly")
     parser.add_argument("--mesh", choices=["istio", "linkerd", "none"], default="none")
@@ -48,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be at least 1")
-    if not args.url.startswith(("http://", "https://")):
+    if args.url is None and (args.mode == "local" or args.dry_run):
+        args.url = DEFAULT_URL if args.mode == "local" else "http://127.0.0.1:PORT"
+    if args.url is not None and not args.url.startswith(("http://", "https://")):
         parser.error(f"--url {args.url} is not an http(s) URL")
+    args.through_mesh = args.url is None  # a given URL is what the user chose; ours is through the mesh when we can
 
     if args.compare:
         from .compare import main as compare
@@ -59,15 +65,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_plan(args)
         return 0
-    # SIGTERM (bash trap, CI timeout) unwinds like Ctrl-C, so the throwaway pod is still deleted.
+    # SIGTERM (bash trap, CI timeout) unwinds like Ctrl-C, so port-forwards close and throwaway pods are deleted.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    started = time.monotonic()
-    checks = run_checks(args)
+    args.started = started = time.monotonic()
+    mesh = args.mesh if args.mode == "cluster" else "none"
+    if args.mode == "cluster":
+        with Access(Kube(args.kubectl, args.namespace), None if mesh == "none" else mesh) as access:
+            try:
+                if args.url is None:
+                    way = access.gateway()
+                    args.url, args.access, args.through_mesh = way.url, way.description, way.through_mesh
+                if args.prometheus_url is None or args.mesh_prometheus_url is None:
+                    app_url, mesh_url = access.prometheus(args.prometheus_url)
+                    args.prometheus_url = args.prometheus_url or app_url
+                    args.mesh_prometheus_url = args.mesh_prometheus_url or mesh_url
+            except AccessError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+            print(f"    gateway: {args.url} ({args.access})", file=sys.stderr)
+            print(f"    Prometheus: {args.prometheus_url or 'none found'}"
+                  + (f", mesh metrics: {args.mesh_prometheus_url}" if args.mesh_prometheus_url else ""), file=sys.stderr)
+            checks = run_checks(args)
+    else:
+        checks = run_checks(args)
     seconds = round(time.monotonic() - started, 1)
     counts = Counter(c.status for c in checks)
-    local_name = getattr(args, "local_mesh_name", "istio")
-    mesh = f"{local_name} (local)" if args.local_mesh else args.mesh if args.mode == "cluster" else "none"
+    if args.local_mesh:
+        mesh = f"{getattr(args, 'local_mesh_name', 'istio')} (local)"
     if args.json:
         print(json.dumps({
             "mode": args.mode, "url": args.url, "mesh": mesh, "samples": args.samples, "seconds": seconds,
@@ -77,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             "checks": [asdict(c) for c in checks],
         }, indent=2))
     else:
-        where = (f"local mesh ({getattr(args, 'enforced_by', local_name)})" if args.local_mesh else "local stack"
+        enforced = getattr(args, "enforced_by", "Envoy sidecars configured from istio/")
+        where = (f"local mesh ({enforced})" if args.local_mesh else "local stack"
                  if args.mode == "local" else f"cluster namespace {args.namespace}, mesh {mesh}")
         header = f"quick-test: {where}, gateway {args.url} ({args.access}), {args.samples} samples"
         retries = fmt_counter(Counter(args.retries)) or "none"

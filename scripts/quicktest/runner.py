@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 import urllib.parse
 from typing import Callable
 
@@ -10,7 +11,7 @@ from .client import Shop
 from .kube import Kube, check_authorization, check_pods
 from .observe import Prometheus, check_mtls, check_prometheus_targets, cluster_target_matchers, local_target_matchers
 from .results import FAIL, PASS, SKIP, Check, guarded, progress
-from .settings import LOCAL_SERVICE_PORTS, PROMETHEUS_SETTLE_S
+from .settings import LOCAL_SERVICE_PORTS, MTLS_WINDOW_MARGIN_S, PROMETHEUS_SETTLE_S
 from .shop_checks import check_cart, check_catalog, check_checkout, check_get_success, check_service_health
 
 
@@ -61,6 +62,10 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
         gateway.name = "gateway reachable"
         gateway.reason = gateway.reason.replace(f" at {args.url}", f" through {args.access}")
         gateway.figures["access"] = args.access
+        gateway.figures["through_mesh"] = args.through_mesh
+        if mesh and not args.through_mesh and gateway.status == PASS:
+            gateway.reason += "; NOT through the mesh: the ingress, the edge route and the gateway's authorization "\
+                              "were not exercised"
         checks.append(gateway)
 
     versions_seen: list[str] = []
@@ -89,7 +94,8 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
     mesh_prometheus_url = args.mesh_prometheus_url or args.prometheus_url
     mesh_prometheus = Prometheus(mesh_prometheus_url) if mesh_prometheus_url else None
     tools = {"istioctl": args.istioctl, "linkerd": args.linkerd}
-    checks.append(guarded("mTLS", lambda: check_mtls(kube, mesh, mesh_prometheus, tools)))
+    window_s = int(time.monotonic() - args.started + MTLS_WINDOW_MARGIN_S)
+    checks.append(guarded("mTLS", lambda: check_mtls(kube, mesh, mesh_prometheus, tools, window_s)))
     app_prometheus = Prometheus(args.prometheus_url) if args.prometheus_url else None
     if args.mode == "local":
         matchers, settle_s = local_target_matchers(service_urls), 0.0
@@ -135,9 +141,16 @@ def print_plan(args: argparse.Namespace) -> None:
     print("[dry-run] would create test users qt-* with carts and orders through the gateway "
           f"({args.samples} GETs" + (f", {args.samples} checkouts" if mesh else "") + ")")
     if mesh:
-        Kube(args.kubectl, args.namespace, dry_run=True).change(
-            "run", "quicktest-curl-XXXXXX", f"--image={args.curl_image}", "--restart=Never", "--command", "--",
-            "sleep", "300")
-        Kube(args.kubectl, args.namespace, dry_run=True).change("delete", "pod", "quicktest-curl-XXXXXX",
-                                                                "--ignore-not-found", "--wait=false")
+        kube = Kube(args.kubectl, args.namespace, dry_run=True)
+        if mesh == "linkerd":
+            print("[dry-run] would reach the gateway through a meshed relay pod (loadgen's image) and a port-forward")
+            kube.change("run", "quicktest-relay-XXXXXX", "--image=<loadgen's image>", "--restart=Never", "--command",
+                        "--", "python3", "-c", "<relay to api-gateway:5000>")
+        else:
+            print("[dry-run] would reach the gateway through the istio ingress (its address, or a port-forward to "
+                  "svc/istio-ingressgateway)")
+        for kind in ("meshed", "plain"):
+            kube.change("run", f"quicktest-curl-{kind}-XXXXXX", f"--image={args.curl_image}", "--restart=Never",
+                        "--command", "--", "sleep", "300")
+            kube.change("delete", "pod", f"quicktest-curl-{kind}-XXXXXX", "--ignore-not-found", "--wait=false")
 

@@ -43,6 +43,12 @@ HEALTH_TIMEOUT_S = 3.0
 CONCURRENCY = 8
 PROMETHEUS_SETTLE_S = 45.0  # two scrape intervals plus discovery, for a run right after a deploy
 CURL_IMAGE = "curlimages/curl:8.11.1"
-CURL_POD_LABEL = "quicktest-curl"  # name prefix and app label of the throwaway authorization pod
+CURL_POD_LABEL = "quicktest-curl"  # name prefix and app label of the throwaway authorization pods
+RELAY_POD_LABEL = "quicktest-relay"  # name prefix and app label of Linkerd's meshed relay pod (access.py)
+RELAY_PORT = 8080
+GATEWAY_PORT = 5000
+PORT_FORWARD_WAIT_S = 20.0
+# mTLS is measured over the test window plus this, so the last scrape before the run's start is inside it.
+MTLS_WINDOW_MARGIN_S = 60
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"

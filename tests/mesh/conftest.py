@@ -32,15 +32,20 @@ def offset_for_this_worker() -> int:
     return free_port_offset(first, step=500, last=first + 4000)
 
 
+def running_mesh(tmp_path_factory, name: str, faults_enabled: bool = False) -> MeshStack:
+    """A stack of its own, on this worker's ports (use it with `with`)."""
+    return MeshStack(tmp_path_factory.mktemp(name), port_offset=offset_for_this_worker(), faults_enabled=faults_enabled)
+
+
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory):
-    """The whole shop behind sidecars, every fault off; tests switch faults on per instance and reset them."""
-    with MeshStack(tmp_path_factory.mktemp("mesh"), port_offset=offset_for_this_worker(),
-                   faults_enabled=False) as stack:
+    """The whole shop behind sidecars, every fault off; tests switch faults on per instance and reset them. A test
+    module whose effects would leak (ejections) overrides it with a stack of its own."""
+    with running_mesh(tmp_path_factory, "mesh") as stack:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def inventory(mesh) -> probe.Inventory:
     return probe.Inventory.load(mesh.layout.inventory_path)
 

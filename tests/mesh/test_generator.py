@@ -237,3 +237,27 @@ def test_fields_issue_10_adds_to_the_manifests_are_taken_without_warnings(layout
                    if c["name"] == "outbound|5001||catalog-service.e-commerce.svc.cluster.local")
     options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     assert options["common_http_protocol_options"]["idle_timeout"] == "60.000s"
+
+
+def test_the_destination_rules_pool_applies_to_the_servers_inbound_cluster_too(layout):
+    """istiod's buildInboundCluster: the service's DestinationRule connection pool (its top-level policy) is set on
+    the sidecar's cluster to its own app as well; there the idle timeout (60 s) must stay below gunicorn's 75 s
+    keep-alive, or the app closes a connection Envoy is about to reuse. No DestinationRule: unlimited, the mesh's
+    10 s connect timeout."""
+    generated = generate(layout)
+
+    def inbound(proxy: str) -> dict:
+        return next(c for c in generated.proxies[proxy].clusters if c["name"].startswith("inbound|"))
+
+    catalog = inbound("catalog-service-1")
+    assert catalog["connect_timeout"] == "1.000s"
+    assert catalog["circuit_breakers"]["thresholds"][0]["max_connections"] == 100
+    options = catalog["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert options["common_http_protocol_options"]["idle_timeout"] == "60.000s"
+    assert inbound("payment-service-v2-1")["circuit_breakers"]["thresholds"][0]["max_pending_requests"] == 100
+    redis = inbound("redis-1")
+    assert redis["connect_timeout"] == "10.000s" and "typed_extension_protocol_options" not in redis
+    assert redis["circuit_breakers"]["thresholds"][0]["max_connections"] == 4294967295
+    shrunk = generate(layout, [("apply", "istio/scenarios/circuit-breaker.yaml")])
+    catalog = next(c for c in shrunk.proxies["catalog-service-2"].clusters if c["name"].startswith("inbound|"))
+    assert catalog["circuit_breakers"]["thresholds"][0]["max_connections"] == 1

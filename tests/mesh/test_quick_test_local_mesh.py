@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from devstack.mesh.runtime import MeshStack
-from tests.mesh.conftest import offset_for_this_worker
+from tests.mesh.conftest import running_mesh
 from tests.scripts.test_quick_test import run_quick_test
 
 MESH_ROWS = {"workloads ready", "canary split 95/5", "POST never retried", "GET success with faults", "authorization",
@@ -15,8 +14,7 @@ MESH_ROWS = {"workloads ready", "canary split 95/5", "POST never retried", "GET 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    with MeshStack(tmp_path_factory.mktemp("mesh-seed"), port_offset=offset_for_this_worker(),
-                   faults_enabled=True) as stack:
+    with running_mesh(tmp_path_factory, "mesh-seed", faults_enabled=True) as stack:
         result = run_quick_test("--inventory", str(stack.layout.inventory_path), "--json", timeout=240)
         yield result, stack
 

@@ -7,6 +7,7 @@ The add-on and Gateway API manifests the scripts would download come from local 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,12 +20,12 @@ import fakecluster  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).resolve().parent / "fakes"
-STAND_INS = ("kubectl", "istioctl", "linkerd", "docker", "kind", "helm")
+STAND_INS = ("kubectl", "istioctl", "linkerd", "docker", "kind", "helm", "k3d")
 # What the scripts call besides the stand-ins (coreutils, grep, awk, ...); linked one by one so PATH holds nothing
 # else (in particular no real kubectl or docker).
 SYSTEM_TOOLS = ("bash", "env", "grep", "awk", "sed", "sort", "tr", "head", "cut", "mktemp", "dirname", "basename",
                 "uname", "curl", "tar", "gzip", "install", "sha256sum", "shasum", "base64", "cat", "rm", "mkdir", "mv",
-                "chmod", "date", "sleep", "wc", "ls", "cp", "tail", "printf", "python3")
+                "chmod", "date", "sleep", "wc", "ls", "cp", "tail", "printf", "python3", "find")
 # The real kubectl renders kustomizations for the stand-in (offline); see fakecluster.real_kustomize.
 REAL_KUBECTL = shutil.which("kubectl")
 
@@ -34,6 +35,7 @@ MUTATING = {
     "istioctl": {"install", "uninstall", "upgrade", "manifest apply"},
     "docker": {"build", "push", "tag", "buildx build", "rmi"},
     "kind": {"load"},
+    "k3d": {"image import"},
     "helm": {"install", "upgrade", "uninstall", "repo add"},
 }
 
@@ -53,6 +55,7 @@ class StandInCluster:
         self.log_file = folder / "calls.jsonl"
         self.bin = folder / "bin"
         self.tools_bin = folder / "tools-bin"
+        self.image_tags = folder / "image-tags"  # what ./build.sh writes and the deploy scripts read
         self.bin.mkdir(parents=True, exist_ok=True)
         for tool in STAND_INS:
             if tool not in without:
@@ -67,15 +70,22 @@ class StandInCluster:
     def _write_downloads(self) -> None:
         self.addons = self.folder / "addons"
         self.addons.mkdir(exist_ok=True)
+        # The objects of Istio's samples/addons (1.30), by their real, generic names: prometheus and kiali come with
+        # a ClusterRole and ClusterRoleBinding named just "prometheus" / "kiali".
         for addon in ("prometheus", "grafana", "jaeger", "kiali"):
             docs = [
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": addon, "namespace": "istio-system"}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": addon, "namespace": "istio-system"},
+                 "spec": {"ports": [{"name": "http", "port": 9090}]}},
                 {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": addon, "namespace": "istio-system"},
                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": addon}},
                           "template": {"metadata": {"labels": {"app": addon}},
                                        "spec": {"containers": [{"name": addon, "image": f"{addon}:addon"}]}}}},
-                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                 "metadata": {"name": f"{addon}-istio-system"}},
             ]
+            if addon in ("prometheus", "kiali"):
+                docs += [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": addon}},
+                         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                          "metadata": {"name": addon}}]
             (self.addons / f"{addon}.yaml").write_text(yaml.safe_dump_all(docs))
         self.gateway_api = self.folder / "gateway-api"
         self.write_gateway_api("v1.2.1")
@@ -93,6 +103,13 @@ class StandInCluster:
                          "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
                                   "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
                                   "versions": [{"name": "v1", "served": True, "storage": True}]}})
+        if not re.match(r"v(0|1\.[0-4])\.", version):  # v1.5+ ships its safe-upgrades admission policy
+            meta = {"name": fakecluster.SAFE_UPGRADES, "annotations": {"gateway.networking.k8s.io/bundle-version": version,
+                                                                       "gateway.networking.k8s.io/channel": "standard"}}
+            docs += [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                      "metadata": meta, "spec": {"failurePolicy": "Fail"}},
+                     {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                      "metadata": meta, "spec": {"policyName": fakecluster.SAFE_UPGRADES, "validationActions": ["Deny"]}}]
         (folder / "standard-install.yaml").write_text(yaml.safe_dump_all(docs))
         return folder / "standard-install.yaml"
 
@@ -111,6 +128,7 @@ class StandInCluster:
             "ISTIO_ADDONS_BASE_URL": str(self.addons),
             "GATEWAY_API_BASE_URL": str(self.gateway_api),
             "TOOLS_BIN": str(self.tools_bin),
+            "IMAGE_TAGS_FILE": str(self.folder / "image-tags"),
             "ROLLOUT_TIMEOUT": "5s",
         }
         env.update(extra)
@@ -157,7 +175,9 @@ class StandInCluster:
         return found[0] if found else None
 
     def pods_containers(self, namespace: str) -> dict[str, set[str]]:
-        return {p["metadata"]["name"]: {c["name"] for c in p["spec"]["containers"]} for p in self.objects("Pod", namespace)}
+        """Containers and init containers (native sidecars are init containers) of each pod."""
+        return {p["metadata"]["name"]: {c["name"] for c in p["spec"]["containers"] + p["spec"].get("initContainers", [])}
+                for p in self.objects("Pod", namespace)}
 
     # -- call log -------------------------------------------------------------------------------------------------
     def calls(self) -> list[dict]:

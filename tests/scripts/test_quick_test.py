@@ -23,7 +23,7 @@ sys.path.insert(0, str(FAKES))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from quicktest import canary, client, kube, observe, settings, shop_checks  # noqa: E402
-from servers import MeshRouter, PrometheusStandIn, Refuser  # noqa: E402
+from servers import MeshRouter, PrometheusStandIn, Refuser, Resetter  # noqa: E402
 
 from devstack.stack import Stack  # noqa: E402
 
@@ -225,12 +225,19 @@ def refuser():
 
 
 @pytest.fixture
+def resetter():
+    with Resetter() as server:
+        yield server
+
+
+@pytest.fixture
 def prometheus():
     targets = [{"labels": {"app": app, "pod": f"{app}-6f7d9c-x2x4z", "job": "kubernetes-pods"},
                 "scrapeUrl": f"http://10.244.0.{i}:5000/metrics", "health": "up", "lastError": ""}
                for i, app in enumerate(settings.SCRAPED_APPS, start=10)]
     results = {"istio_requests_total": [{"metric": {"connection_security_policy": "mutual_tls"},
-                                         "value": [time.time(), "1234"]}]}
+                                         "value": [time.time(), "1234"]}],
+               "request_total": [{"metric": {"tls": "true"}, "value": [time.time(), "321"]}]}
     with PrometheusStandIn(targets, results) as server:
         yield server
 
@@ -239,7 +246,10 @@ class StandInCluster:
     """Writes the stand-in tools' config, runs quick-test.sh with them first on PATH, reads what they recorded."""
 
     def __init__(self, folder: Path, mesh: str, gateway_url: str, prometheus: PrometheusStandIn | None,
-                 payment_address: str):
+                 payment_address: str, plaintext_address: str | None = None, way_in: bool = True):
+        """`payment_address`: what a meshed curl pod reaches as payment-service (its proxy's answer);
+        `plaintext_address`: the same for the unmeshed one; `way_in`: the mesh's way in exists (Istio's ingress
+        Service, Linkerd's relay image), leading to `gateway_url`."""
         self.config_path = folder / "cluster.json"
         self.log_path = folder / "calls.jsonl"
         labels, annotations = {}, {}
@@ -257,11 +267,18 @@ class StandInCluster:
                       "containers": [app] + ([proxy] if proxy else [])}
                      for app, version in settings.CLUSTER_WORKLOADS],
             "hosts": {"payment-service:5003": payment_address},
+            "plaintext_hosts": {"payment-service:5003": plaintext_address or payment_address},
             "istio_mtls_mode": "STRICT",
             "linkerd_edges": [{"src": "cart-service", "dst": dst, "client_id": "cart-service.e-commerce.serviceaccount"
                                ".identity.linkerd.cluster.local", "server_id": f"{dst}.e-commerce", "no_tls_reason": ""}
                               for dst in ("catalog-service", "payment-service-v1", "notification-service")],
         }
+        if way_in and mesh == "istio":
+            self.config["services"]["istio-system/istio-ingressgateway"] = {
+                "port": 80, "port_name": "http2", "forward_to": urlsplit(gateway_url).netloc}
+        elif way_in and mesh == "linkerd":
+            self.config["deployment_images"] = {"e-commerce/loadgen": "loadgen:v1-0123456789ab"}
+            self.config["relay_forward_to"] = urlsplit(gateway_url).netloc
         if prometheus is not None:
             mesh_namespace = "istio-system" if mesh == "istio" else "linkerd-viz"
             for place in ("monitoring/prometheus", f"{mesh_namespace}/prometheus"):
@@ -308,8 +325,11 @@ class StandInCluster:
 
 @pytest.mark.parametrize("mesh, samples", [("istio", 300), ("linkerd", 100)])
 def test_cluster_run_with_stand_in_kubectl_and_mesh_passes_and_closes_port_forwards(
-        mesh, samples, tmp_path, stand_in_mesh_stack, refuser, prometheus):
-    cluster = StandInCluster(tmp_path, mesh, stand_in_mesh_stack.urls["api-gateway"], prometheus, refuser.address)
+        mesh, samples, tmp_path, stand_in_mesh_stack, refuser, resetter, prometheus):
+    # A plaintext caller: Istio's STRICT mTLS resets the connection; Linkerd's deny policy answers 403.
+    plaintext = resetter.address if mesh == "istio" else refuser.address
+    cluster = StandInCluster(tmp_path, mesh, stand_in_mesh_stack.urls["api-gateway"], prometheus, refuser.address,
+                             plaintext)
     result = cluster.run("--cluster", "--json", "-n", str(samples))
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -332,28 +352,42 @@ def test_cluster_run_with_stand_in_kubectl_and_mesh_passes_and_closes_port_forwa
     assert canary["tolerance"] == round(3 * (0.05 * 0.95 / canary["calls"]) ** 0.5, 4)
     assert "3 sd of a binomial" in checks["canary split 95/5"]["reason"]
     assert checks["GET success with faults"]["figures"]["success_rate"] >= 0.99
-    assert "HTTP 403" in checks["authorization"]["reason"]
+    authorization = checks["authorization"]
+    assert authorization["figures"]["meshed"]["http_status"] == "403"
+    plaintext_refusal = {"istio": "connection reset", "linkerd": "HTTP 403"}[mesh]
+    assert f"and a plaintext one ({plaintext_refusal})" in authorization["reason"], authorization
     assert checks["pods payment-service v2"]["figures"]["proxy"] == f"{mesh}-proxy"
     assert checks["Prometheus targets"]["figures"]["up"]["payment-service"] == "1/1"
-    mtls_source = {"istio": "istio_requests_total", "linkerd": "linkerd viz edges"}[mesh]
-    assert checks["mTLS"]["figures"]["source"] == mtls_source
+    mtls = checks["mTLS"]
+    assert mtls["figures"]["source"] == {"istio": "istio_requests_total", "linkerd": "request_total tls label"}[mesh]
+    window = mtls["figures"]["window_s"]
+    assert 60 <= window <= 60 + report["seconds"] + 5  # the test window, not a fixed 10 min or a snapshot
+    metric = {"istio": "istio_requests_total", "linkerd": "request_total"}[mesh]
+    assert any(metric in q and f"[{window}s]" in q for q in prometheus.queries), prometheus.queries
 
-    # Reached through a port-forward on a free port (no ingress address), and every port-forward closed again.
+    # Reached through the mesh's way in (never a port-forward straight to api-gateway), every port-forward closed.
     opened, _ = cluster.port_forwards()
-    gateway_forward = next(c for c in opened if "svc/api-gateway" in c["args"])
+    way_in = {"istio": "svc/istio-ingressgateway", "linkerd": "pod/quicktest-relay-"}[mesh]
+    gateway_forward = next(c for c in opened if any(a.startswith(way_in) for a in c["args"]))
     assert f"127.0.0.1:{gateway_forward['local_port']}" in report["url"]
+    assert not [c for c in opened if "svc/api-gateway" in c["args"]]
+    assert checks["gateway reachable"]["figures"]["through_mesh"] is True
     cluster.assert_port_forwards_closed()
-    # The throwaway curl pod was created, used and deleted.
-    # (The first delete removes leftovers of an earlier, killed run by label.)
-    assert [v for v in cluster.kubectl_verbs() if v in ("run", "wait", "exec", "delete")] == \
-        ["delete", "run", "wait", "exec", "delete"]
+    # Every throwaway pod (two curl pods, and Linkerd's relay) was created and deleted again.
+    runs = [c["args"] for c in cluster.calls() if c["tool"] == "kubectl" and "run" in c["args"]]
+    created = {a[a.index("run") + 1] for a in runs}
+    deleted = {a[a.index("pod") + 1] for c in cluster.calls() if c["tool"] == "kubectl" and "delete" in (a := c["args"])
+               and "-l" not in a}
+    assert len(created) == (3 if mesh == "linkerd" else 2) and created <= deleted, (created, deleted)
+    plain = [a for a in runs if "--labels=app=quicktest-curl,sidecar.istio.io/inject=false" in a]
+    assert plain and "--annotations=linkerd.io/inject=disabled" in plain[0]
 
 
 def test_cluster_failures_with_stand_in_kubectl_exit_non_zero_and_still_close_port_forwards(
         tmp_path, seed_faults_stack):
     """No mesh hops in front of the plain local stack: the cart calls payment v1 only, and payment answers anyone."""
     cluster = StandInCluster(tmp_path, "istio", seed_faults_stack.urls["api-gateway"], None,
-                             urlsplit(seed_faults_stack.urls["payment-v1"]).netloc)
+                             urlsplit(seed_faults_stack.urls["payment-v1"]).netloc, way_in=False)
     cluster.config["pods"][1]["ready"] = False  # catalog-service
     cluster.save()
     # 300 checkouts: about 10% reach no payment answer, and the 3-sd band excludes 0% v2 from 171 counted calls on.
@@ -369,7 +403,10 @@ def test_cluster_failures_with_stand_in_kubectl_exit_non_zero_and_still_close_po
     assert checks["canary split 95/5"]["status"] == "FAIL"
     assert checks["canary split 95/5"]["figures"]["v2"] == 0
     assert checks["authorization"]["status"] == "FAIL"
-    assert "payment answered HTTP 400" in checks["authorization"]["reason"]
+    assert "payment answered a caller that is not the cart and a plaintext (unmeshed) caller" in \
+        checks["authorization"]["reason"] and "HTTP 400" in checks["authorization"]["reason"]
+    # No ingress Service: the gateway is reached directly, and the table says what that leaves out.
+    assert "NOT through the mesh" in checks["gateway reachable"]["reason"]
     assert checks["Prometheus targets"]["status"] == "SKIP"
     cluster.assert_port_forwards_closed()
     assert "delete" in cluster.kubectl_verbs()

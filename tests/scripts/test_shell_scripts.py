@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,3 +86,43 @@ def test_step_headers_are_coloured_only_on_a_terminal(tmp_path):
         os.close(leader)
         assert ("\x1b[" in output) is coloured, repr(output)
         assert "==> hello" in output
+
+
+# macOS still ships bash 3.2, which no machine of ours runs: the constructs it lacks are refused statically instead.
+# Under `set -u`, bash before 4.4 calls an empty array unbound, so every "${a[@]}" must read ${a[@]+"${a[@]}"}.
+BASH4_ONLY = [
+    (re.compile(r'(?<!\+)"?\$\{(\w+)\[@\]\}"?'), "an array expansion without the ${a[@]+\"${a[@]}\"} guard (empty "
+                                                 "arrays are unbound under set -u in bash < 4.4)"),
+    (re.compile(r"\b(declare|local|typeset)\s+-[a-zA-Z]*[An]"), "associative arrays / namerefs (bash 4)"),
+    (re.compile(r"\b(mapfile|readarray|coproc)\b"), "mapfile/readarray/coproc (bash 4)"),
+    (re.compile(r"\$\{\w+(,,|\^\^)\}"), "case conversion ${v,,} / ${v^^} (bash 4)"),
+    (re.compile(r"\[\[\s+-v\s"), "[[ -v ]] (bash 4.2)"),
+    (re.compile(r"\|&|&>>"), "|& or &>> (bash 4)"),
+    (re.compile(r"\$\{\w+\[-\d+\]\}"), "negative array index (bash 4.3)"),
+]
+
+
+def bash32_problems(text: str) -> list[str]:
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
+        if line.lstrip().startswith("#"):
+            continue
+        for pattern, what in BASH4_ONLY:
+            for match in pattern.finditer(code):
+                if what.startswith("an array") and "${" + match.group(1) + "[@]+" in code[:match.start()]:
+                    continue  # the quoted expansion inside its own guard
+                problems.append(f"{number}: {what}: {line.strip()}")
+    return problems
+
+
+def test_the_bash_32_check_finds_what_breaks_there():
+    assert bash32_problems('for p in "${PIDS[@]}"; do :; done')
+    assert bash32_problems('declare -A seen=()') and bash32_problems('mapfile -t lines <f')
+    assert not bash32_problems('for p in ${PIDS[@]+"${PIDS[@]}"}; do :; done')
+    assert not bash32_problems('((${#PIDS[@]} == 0)) || echo')
+
+
+@pytest.mark.parametrize("script", [s for s in shell_scripts() if s.suffix == ".sh"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_script_avoids_what_macos_bash_32_cannot_run(script):
+    assert bash32_problems(script.read_text()) == []

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import (access_matrix, core_schemas, crd_pins, crd_schemas, dashboards, hardening, images, kustomize, mesh_config,
-               references, routes, workloads)
+from . import (access_matrix, connections, core_schemas, crd_pins, crd_schemas, dashboards, hardening, images,
+               kustomize, mesh_config, ownership, references, routes, workloads)
 from .model import Problem, Tree
 
 # name -> what it checks; the order is the order they run in.
@@ -20,7 +20,10 @@ CHECKS = {
     "refs": "selectors, ports, ServiceAccounts, Secrets, ConfigMaps, subsets, principals, route parents/backends exist",
     "routes": "canary weights add up to 100 and match across a Service's routes; no retried POST; timeouts; no ServiceProfile",
     "workloads": "PORT = port http = prometheus.io/port = Service targetPort; probes on the admin port, in no Service; *_URL name Services; known env names; /tmp; Redis AOF",
-    "mesh": "Istio gateway selector and tracing provider; Linkerd annotation keys and values; no HTTP/2 Server; Linkerd probes authorized",
+    "mesh": "Istio gateway selector and tracing provider; Linkerd annotation keys and values; no HTTP/2 Server; Linkerd probes authorized; "
+            "prometheus-scrape policy; Flagger Canary timeout",
+    "connections": "DestinationRule idleTimeout below the apps' keep-alive; istio-proxy drain covers the apps' shutdown",
+    "ownership": "every object carries the lab's part-of/managed-by labels (kustomize labels, or in the scenario file)",
     "matrix": "the access matrix of the Istio policies = the Linkerd policies' = the README's",
     "images": "container images match `./build.sh --list-images`",
     "metrics": "Grafana queries, Prometheus rules and Flagger MetricTemplates name metrics that our services or the meshes export",
@@ -72,7 +75,8 @@ def run(options: Options) -> Result:
             problems += crd_schemas.check([d for d in tree.patches if d.group in custom_groups], crds, partial=True)
     # The checks that read the whole tree, by the name --only/--skip use.
     tree_checks = {"refs": references, "routes": routes, "workloads": workloads, "mesh": mesh_config,
-                   "matrix": access_matrix, "images": images, "metrics": dashboards}
+                   "connections": connections, "ownership": ownership, "matrix": access_matrix, "images": images,
+                   "metrics": dashboards}
     for name, module in tree_checks.items():
         if name in selected:
             problems += module.check(tree)

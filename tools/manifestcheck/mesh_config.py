@@ -2,8 +2,11 @@
 
 Istio: the ingress Gateway's selector and the tracing provider must be the ones the demo profile installs.
 Linkerd: the retry/timeout/failure-accrual annotations (plain metadata, so no schema sees a typo) must be keys and
-values Linkerd 2.20's policy controller parses, a Server must not speak HTTP/2 to our HTTP/1 apps, and the kubelet's
-probes must stay authorized under `default-inbound-policy: deny`.
+values Linkerd 2.20's policy controller parses, on a Service it reads them from (failure accrual: the parent a client
+calls, never a mere backendRef); a Server must not speak HTTP/2 to our HTTP/1 apps; the kubelet's probes must stay
+authorized under `default-inbound-policy: deny`; annotations the 2.20 proxy ignores (native sidecars) are refused; a
+deny-by-default namespace has the `prometheus-scrape` policy `linkerd check --proxy` looks for. Flagger: a Gateway API
+Canary carries the timeout of the routes it replaces.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import re
 from .access_matrix import resolve_port
 from .model import Document, PodTemplate, Problem, Tree, as_dict, as_list, dig
 from .references import server_pods
-from .routes import service_parents
+from .routes import LINKERD_REQUEST_TIMEOUT, service_parents
 
 # `istioctl install --set profile=demo` installs the ingress gateway with the pod label `istio: ingressgateway`
 # and defines the extension provider `jaeger` (docs/upstream-facts.md, with the upstream files). Anything else
@@ -67,6 +70,12 @@ LINKERD_ANNOTATIONS = {
 # Our apps are gunicorn HTTP/1.1 servers: a Server that declares HTTP/2 or gRPC makes the proxy speak HTTP/2 to them
 # (what broke the seed's probes; docs/upstream-facts.md). Leave proxyProtocol unset, HTTP/1, or opaque for Redis.
 HTTP2_PROTOCOLS = {"HTTP/2", "gRPC"}
+# Linkerd 2.20 injects its proxy as a native sidecar (charts/linkerd-control-plane/values.yaml proxy.nativeSidecar:
+# true); the proxy template then adds no preStop, so this annotation does nothing (charts/partials/_proxy.tpl).
+IGNORED_WITH_NATIVE_SIDECARS = {"config.alpha.linkerd.io/proxy-wait-before-exit-seconds"}
+# linkerd viz's healthcheck (viz/pkg/healthcheck/healthcheck.go, checkPromAuthorized) looks for this name.
+PROMETHEUS_SCRAPE_POLICY = "prometheus-scrape"
+ACCRUAL = "balancer.linkerd.io/failure-accrual"
 
 
 def check(tree: Tree) -> list[Problem]:
@@ -91,6 +100,10 @@ def check(tree: Tree) -> list[Problem]:
         if template is not None:
             pod_meta = as_dict(template.get("metadata"))
             problems.extend(linkerd_annotations(doc, as_dict(pod_meta.get("annotations")), "pod template "))
+    problems.extend(accrual_on_backends_only(tree))
+    problems.extend(native_sidecar_annotations(tree))
+    problems.extend(prometheus_scrape_policy(tree))
+    problems.extend(flagger_timeouts(tree))
     for server in tree.of_kind("Server", group="policy.linkerd.io"):
         protocol = server.spec.get("proxyProtocol")
         if protocol in HTTP2_PROTOCOLS and server_pods(tree, server):
@@ -204,3 +217,77 @@ def penalty_order(doc: Document, annotations: dict) -> list[Problem]:
         return [doc.problem(f"failure accrual: min-penalty {low:g}s must be at most max-penalty {high:g}s, and "
                             "max-penalty above 0 (Linkerd drops the whole circuit breaker otherwise)")]
     return []
+
+
+def service_roles(tree: Tree) -> tuple[set[str], set[str]]:
+    """(Services some HTTPRoute attaches to, Services only named as backendRefs of a route with another parent)."""
+    parents, backends = set(), set()
+    for route in tree.of_kind("HTTPRoute", "GRPCRoute", scenarios=False):
+        mine = {as_dict(p).get("name") for p in service_parents(route)}
+        parents |= mine
+        for rule in as_list(route.spec.get("rules")):
+            for ref in as_list(as_dict(rule).get("backendRefs")):
+                name = as_dict(ref).get("name")
+                if as_dict(ref).get("kind", "Service") == "Service" and name not in mine:
+                    backends.add(name)
+    return parents, backends - parents
+
+
+def accrual_on_backends_only(tree: Tree) -> list[Problem]:
+    """The policy controller takes failure accrual from the parent Service's annotations (policy-controller outbound
+    index: the accrual goes with the parent's protocol config); on a Service that is only a backendRef it does nothing."""
+    _, backends_only = service_roles(tree)
+    return [doc.problem(f"{ACCRUAL} on a Service that is only a backendRef of another Service's routes: Linkerd reads "
+                        "failure accrual from the parent Service the client calls, so this does nothing; put it on the parent")
+            for doc in tree.docs + tree.patches
+            if doc.kind == "Service" and doc.name in backends_only and ACCRUAL in as_dict(doc.metadata.get("annotations"))]
+
+
+def native_sidecar_annotations(tree: Tree) -> list[Problem]:
+    problems = []
+    for doc in tree.docs + tree.patches:
+        template = doc.pod_template()
+        found = dict(as_dict(doc.metadata.get("annotations")))
+        if template is not None:
+            found.update(as_dict(dig(template, "metadata", "annotations", default={})))
+        for key in sorted(IGNORED_WITH_NATIVE_SIDECARS & set(found)):
+            problems.append(doc.problem(f"annotation {key} is ignored by Linkerd 2.20, which injects its proxy as a "
+                                        "native sidecar (stopped only after the app has exited); remove it"))
+    return problems
+
+
+def deny_namespaces(tree: Tree) -> set[str]:
+    return {d.name for d in tree.docs + tree.patches if d.kind == "Namespace"
+            and as_dict(d.metadata.get("annotations")).get("config.linkerd.io/default-inbound-policy") == "deny"}
+
+
+def prometheus_scrape_policy(tree: Tree) -> list[Problem]:
+    policies = {(d.namespace, d.name) for d in tree.of_kind("AuthorizationPolicy", group="policy.linkerd.io",
+                                                            scenarios=False)}
+    return [Problem("linkerd/", message=f"namespace {ns} denies by default but has no AuthorizationPolicy named "
+                                        f"{PROMETHEUS_SCRAPE_POLICY}: `linkerd check --proxy` looks for that name and "
+                                        "warns on every pod otherwise; name the scrape policy so")
+            for ns in sorted(deny_namespaces(tree)) if (ns, PROMETHEUS_SCRAPE_POLICY) not in policies]
+
+
+def flagger_timeouts(tree: Tree) -> list[Problem]:
+    """Flagger's Gateway API router writes the HTTPRoute itself, replacing ours, and sets rules[].timeouts only from
+    spec.service.timeout (flagger v1.44.0 pkg/router/gateway_api.go, makeHTTPRouteTimeouts)."""
+    problems = []
+    for canary in tree.of_kind("Canary", group="flagger.app"):
+        service = as_dict(canary.spec.get("service"))
+        if not service.get("gatewayRefs"):
+            continue
+        replaced = {as_dict(r.metadata.get("annotations")).get(LINKERD_REQUEST_TIMEOUT)
+                    for r in tree.of_kind("HTTPRoute", scenarios=False)
+                    if any(as_dict(p).get("name") == service.get("name") for p in service_parents(r))} - {None}
+        timeout = service.get("timeout")
+        if timeout is None:
+            problems.append(canary.problem(
+                "spec.service.timeout is not set: the HTTPRoute Flagger generates replaces ours and carries a timeout "
+                f"only from there, so the Service's {', '.join(sorted(replaced)) or 'request'} timeout would be lost"))
+        elif replaced and str(timeout) not in replaced:
+            problems.append(canary.problem(
+                f"spec.service.timeout {timeout!r} differs from the {LINKERD_REQUEST_TIMEOUT} of the routes it "
+                f"replaces ({', '.join(sorted(replaced))})"))
+    return problems

@@ -253,6 +253,7 @@ class Inbound:
     def report_unused(self) -> None:
         for server in self.servers:
             if server.name not in self.used:
-                Reader(server, self.intent).warn("spec.port", f"selects no port of a local workload ({server.spec.get('port')}"
-                                                 "; the proxy's own admin port is not reproduced: each Envoy's admin "
-                                                 "stands in for it)")
+                Reader(server, self.intent).warn("spec.port", f"selects no port a local sidecar listens on "
+                                                 f"({server.spec.get('port')}): a workload gets an inbound listener for "
+                                                 "the ports its Services target, and the proxy's own admin port "
+                                                 "(linkerd-admin) is each Envoy's admin here")

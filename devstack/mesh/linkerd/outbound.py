@@ -22,12 +22,16 @@ from __future__ import annotations
 
 from tools.manifestcheck.model import Document, as_dict, as_list
 
-from ..intent import AVAILABLE, Backend, BackendSet, Ejection, MeshIntent, Origin, Retry, Route, ServiceTraffic
+from ..intent import (AVAILABLE, Backend, BackendSet, ConnectionLimits, Ejection, MeshIntent, Origin, Retry, Route,
+                      ServiceTraffic)
 from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Topology
 from .common import ranked, request_matches, seconds
 
 RETRY_BODY_LIMIT = 64 * 1024  # convert_retry: max_request_bytes
+# linkerd2-proxy's HTTP/1 connection pools, inbound and outbound, close an idle connection after 3 s
+# (linkerd/app/src/env.rs DEFAULT_*_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT): well below the apps' keep-alive.
+POOL = ConnectionLimits(idle_timeout_s=3.0)
 # Ports opaque to Linkerd unless a Service says otherwise (charts/linkerd-control-plane values.yaml opaquePorts).
 DEFAULT_OPAQUE_PORTS = {25, 587, 3306, 4444, 5432, 6379, 9300, 11211}
 ACCRUAL = "balancer.linkerd.io/failure-accrual"
@@ -223,7 +227,8 @@ def service_traffic(services: dict[str, Document], routes: list[Document], topol
         opaque = opaque_ports(doc)
         for raw in as_list(doc.spec.get("ports")):
             port = int(as_dict(raw)["port"])
-            intent.backend_sets[(name, port)] = [BackendSet(name, port, ejection=accrual_of(reader, annotations(doc)))]
+            intent.backend_sets[(name, port)] = [BackendSet(name, port, limits=POOL,
+                                                            ejection=accrual_of(reader, annotations(doc)))]
             if port in opaque:
                 intent.traffic[(name, port)] = ServiceTraffic(name, port, "tcp", [], AVAILABLE)
                 continue

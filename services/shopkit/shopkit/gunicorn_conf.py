@@ -31,8 +31,10 @@ worker_class = "gthread"
 # in a file of the runtime folder (fault settings, notification's inbox).
 workers = env_int("WEB_CONCURRENCY", 2, 1, 64)
 threads = env_int("GUNICORN_THREADS", 4, 1, 256)
-# Longer than the sidecars' idle timeouts' worst case of a lab, so the app never closes a connection a proxy is
-# about to reuse (that race shows up as sporadic 503 "upstream connect error or disconnect/reset").
+# Idle keep-alive connections are closed after 75 s. The proxies in front must close theirs first, or one reuses a
+# connection the app is closing and answers 503 "upstream connect error or disconnect/reset before headers": Envoy's
+# upstream idle timeout defaults to 1 h, so every DestinationRule sets connectionPool.http.idleTimeout 60s (checked
+# by tools/manifestcheck, check "connections"); Linkerd's HTTP/1 pool closes idle connections after 3 s.
 keepalive = 75
 timeout = 30
 graceful_timeout = 20

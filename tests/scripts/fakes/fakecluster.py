@@ -37,8 +37,16 @@ import sys
 import time
 from pathlib import Path
 
-ISTIO_VERSION = "1.30.3"
-LINKERD_VERSION = "edge-26.6.3"
+
+
+def pinned(name: str) -> str:
+    """A version the lab pins in scripts/lib/common.sh: the stand-ins report what the scripts expect."""
+    common = Path(__file__).resolve().parents[3] / "scripts" / "lib" / "common.sh"
+    return re.search(rf'^{name}="\$\{{{name}:-([^}}]+)\}}"', common.read_text(), re.M).group(1)
+
+
+ISTIO_VERSION = pinned("ISTIO_VERSION")
+LINKERD_VERSION = pinned("LINKERD_VERSION")
 CONNECTION_REFUSED = ("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host "
                       "or port?")
 
@@ -60,6 +68,7 @@ def default_state() -> dict:
         "reachable": True,
         "docker_engine": True,
         "kind_clusters": ["lab"],
+        "k3d_clusters": ["lab"],
         "objects": [node("lab-control-plane", "4", "containerd://1.7.18")],
         "images": [],
         "pushed": [],
@@ -69,9 +78,10 @@ def default_state() -> dict:
     }
 
 
-def node(name: str, cpu: str, runtime: str) -> dict:
+def node(name: str, cpu: str, runtime: str, kubelet: str = "v1.33.1") -> dict:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"allocatable": {"cpu": cpu}, "nodeInfo": {"containerRuntimeVersion": runtime}}}
+            "status": {"allocatable": {"cpu": cpu},
+                       "nodeInfo": {"containerRuntimeVersion": runtime, "kubeletVersion": kubelet}}}
 
 
 def load_state() -> dict:
@@ -129,6 +139,10 @@ BUILTIN = {
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], True),
     "APIService": ("apiregistration.k8s.io/v1", "apiservices", ["apiservice"], False),
     "PriorityClass": ("scheduling.k8s.io/v1", "priorityclasses", ["pc", "priorityclass"], False),
+    "ValidatingAdmissionPolicy": ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies",
+                                  ["validatingadmissionpolicy"], False),
+    "ValidatingAdmissionPolicyBinding": ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
+                                         ["validatingadmissionpolicybinding"], False),
 }
 
 
@@ -189,9 +203,11 @@ def objects_of(state: dict, kind: str, namespace: str | None = None) -> list[dic
             and (namespace is None or o["metadata"].get("namespace") == namespace)]
 
 
-def find(state: dict, kind: str, name: str, namespace: str | None) -> dict | None:
+def find(state: dict, kind: str, name: str, namespace: str | None, group: str | None = None) -> dict | None:
+    """The object of that kind (and API group, when given: HTTPRoute is both Gateway API's and Linkerd's)."""
     for obj in state["objects"]:
-        if obj["kind"] == kind and obj["metadata"]["name"] == name and obj["metadata"].get("namespace") == namespace:
+        if (obj["kind"] == kind and obj["metadata"]["name"] == name and obj["metadata"].get("namespace") == namespace
+                and (group is None or group_of(obj.get("apiVersion", "")) == group)):
             return obj
     return None
 
@@ -233,6 +249,14 @@ def injected_proxy(state: dict, namespace: str, template: dict) -> str | None:
     return None
 
 
+def all_kubelets_at_least(state: dict, minor: int) -> bool:
+    for node in objects_of(state, "Node"):
+        version = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "v1.33.0")
+        if int(re.match(r"v?\d+\.(\d+)", version).group(1)) < minor:
+            return False
+    return True
+
+
 def create_pods(state: dict, workload: dict) -> None:
     """(Re)create the pods of a workload, as its controller would after a change of the pod template."""
     state["objects"] = [o for o in state["objects"] if o.get("_owner") != owner_key(workload)]
@@ -241,14 +265,22 @@ def create_pods(state: dict, workload: dict) -> None:
     proxy = injected_proxy(state, namespace, template)
     containers = [{"name": c["name"], "image": c.get("image", "")} for c in template.get("spec", {}).get("containers", [])]
     init_containers = [{"name": c["name"]} for c in template.get("spec", {}).get("initContainers", [])]
-    if proxy == "istio":
-        containers.append({"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{ISTIO_VERSION}"})
-        init_containers.insert(0, {"name": "istio-init"})
-    elif proxy == "linkerd":
-        containers.insert(0, {"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}"})
-        init_containers.insert(0, {"name": "linkerd-init"})
     labels = dict(template.get("metadata", {}).get("labels") or {})
-    if proxy == "linkerd":
+    if proxy == "istio":
+        # Istio 1.30 injects a native sidecar (an init container with restartPolicy: Always) only when every node's
+        # kubelet is 1.33+ (pkg/kube/inject/webhook.go DetectNativeSidecar); else an ordinary container.
+        sidecar = {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{ISTIO_VERSION}"}
+        init_containers.insert(0, {"name": "istio-init"})
+        if all_kubelets_at_least(state, 33):
+            init_containers.append({**sidecar, "restartPolicy": "Always"})
+        else:
+            containers.append(sidecar)
+        labels["security.istio.io/tlsMode"] = "istio"  # what the injection template adds
+    elif proxy == "linkerd":
+        # Linkerd 2.20 injects its proxy as a native sidecar by default (values.yaml proxy.nativeSidecar: true).
+        init_containers.insert(0, {"name": "linkerd-init"})
+        init_containers.append({"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}",
+                                "restartPolicy": "Always"})
         labels["linkerd.io/control-plane-ns"] = "linkerd"  # what the proxy injector adds
     digest = hashlib.sha256(json.dumps([template, proxy], sort_keys=True).encode()).hexdigest()[:10]
     replicas = workload["spec"].get("replicas", 1)
@@ -377,7 +409,8 @@ VALUE_FLAGS = {"-n", "--namespace", "-o", "--output", "-l", "--selector", "-f", 
                "--values", "--version", "--revision", "--cluster-domain", "--from-literal", "--from-file"}
 
 
-def parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def parse(args: list[str], value_flags: set[str] = frozenset()) -> tuple[list[str], dict[str, list[str]]]:
+    """`value_flags`: a tool's own flags that take a value (linkerd's --wait; helm's --wait is a switch)."""
     positional, flags = [], {}
     i = 0
     while i < len(args):
@@ -385,7 +418,7 @@ def parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
         if arg.startswith("-") and arg != "-":
             if "=" in arg and arg.startswith("--"):
                 key, value = arg.split("=", 1)
-            elif arg in VALUE_FLAGS and i + 1 < len(args):
+            elif (arg in VALUE_FLAGS or arg in value_flags) and i + 1 < len(args):
                 key, value = arg, args[i + 1]
                 i += 1
             else:
@@ -407,6 +440,22 @@ def flag(flags: dict, *names: str, default=None):
 def bool_flag(flags: dict, *names: str) -> bool:
     value = flag(flags, *names)
     return value is not None and value != "false"
+
+
+# Go's time.ParseDuration: a number and a unit, repeated ("300s", "1m30s", "1.5h"); "0" alone is allowed. A bare
+# "300" is refused ("missing unit"), which is what kubectl (rollout status, delete, wait), linkerd (check --wait) and
+# helm (--timeout) answer, through cobra/pflag, for a duration flag.
+GO_DURATION = re.compile(r"^[-+]?(?:0|(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
+
+
+def duration_flag(flags: dict, name: str, tool: str) -> str | None:
+    value = flag(flags, name)
+    if value is None or GO_DURATION.match(value):
+        return value
+    reason = (f'time: missing unit in duration "{value}"' if re.match(r"^[-+]?[\d.]+$", value)
+              else f'time: invalid duration "{value}"')
+    prefix = "error" if tool == "kubectl" else "Error"
+    raise Fail(f'{prefix}: invalid argument "{value}" for "{name}" flag: {reason}')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,8 +514,36 @@ def merge_map(old: dict | None, new: dict | None, previously_applied: list[str])
     return result
 
 
+# Gateway API v1.5+ ships this admission policy in standard-install.yaml (kubernetes-sigs/gateway-api v1.5.1,
+# config/crd/standard/gateway.networking.k8s.io_vap_safeupgrades.yaml); its two CEL rules, in Python:
+SAFE_UPGRADES = "safe-upgrades.gateway.networking.k8s.io"
+
+
+def safe_upgrades_denial(state: dict, doc: dict, existing: dict | None) -> str | None:
+    if doc.get("kind") != "CustomResourceDefinition" or doc.get("spec", {}).get("group") != "gateway.networking.k8s.io":
+        return None
+    if not find(state, "ValidatingAdmissionPolicy", SAFE_UPGRADES, None):
+        return None
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    old = ((existing or {}).get("metadata", {}).get("annotations") or {})
+    if (existing is not None and annotations.get("gateway.networking.k8s.io/channel") != "standard"
+            and old.get("gateway.networking.k8s.io/channel") != "experimental"):
+        return ("Installing experimental CRDs on top of standard channel CRDs is prohibited by default. Uninstall "
+                f"ValidatingAdmissionPolicy {SAFE_UPGRADES} to install experimental CRDs on top of standard channel CRDs.")
+    version = annotations.get("gateway.networking.k8s.io/bundle-version")
+    if version is None or re.search(r"v1.[0-4].\d+", version) or re.search("v0", version):
+        return ("Installing CRDs with version before v1.5.0 is prohibited by default. Uninstall "
+                f"ValidatingAdmissionPolicy {SAFE_UPGRADES} to install older versions.")
+    return None
+
+
 def apply_document(state: dict, doc: dict, flags: dict) -> str:
     rtype = type_of_document(state, doc)
+    denial = safe_upgrades_denial(state, doc, find(state, rtype.kind, doc.get("metadata", {}).get("name"), None,
+                                                   rtype.group))
+    if denial:
+        raise Fail(f'The customresourcedefinitions "{doc["metadata"]["name"]}" is invalid: : ValidatingAdmissionPolicy '
+                   f"'{SAFE_UPGRADES}' with binding '{SAFE_UPGRADES}' denied request: {denial}")
     meta = doc.setdefault("metadata", {})
     namespace = namespace_for(rtype, flags, meta.get("namespace"))
     if namespace is not None:
@@ -474,7 +551,7 @@ def apply_document(state: dict, doc: dict, flags: dict) -> str:
         if not find(state, "Namespace", namespace, None):
             raise Fail(f'Error from server (NotFound): error when creating "-": namespaces "{namespace}" not found')
     name = meta["name"]
-    existing = find(state, rtype.kind, name, namespace)
+    existing = find(state, rtype.kind, name, namespace, rtype.group)
     label = f"{rtype.name_prefix()}/{name}"
     applied = {"labels": sorted((meta.get("labels") or {}).keys()),
                "annotations": sorted((meta.get("annotations") or {}).keys())}
@@ -565,13 +642,53 @@ def targets(state: dict, positional: list[str], flags: dict) -> list[tuple[Resou
 def listed(state: dict, rtype: ResourceType, flags: dict) -> list[dict]:
     all_namespaces = bool_flag(flags, "-A", "--all-namespaces")
     namespace = None if all_namespaces else namespace_for(rtype, flags)
-    return [o for o in state["objects"] if o["kind"] == rtype.kind
+    return [o for o in state["objects"] if o["kind"] == rtype.kind and group_of(o.get("apiVersion", "")) == rtype.group
             and (rtype.namespaced is False or all_namespaces or o["metadata"].get("namespace") == namespace)
             and matches_selector(o, flag(flags, "-l", "--selector"))]
 
 
-def kubectl_get(state: dict, positional: list[str], flags: dict) -> int:
+def custom_columns(spec: str, objects: list[dict], headers: bool) -> str:
+    columns = [c.split(":", 1) for c in spec.split(",")]
+    rows = [[name for name, _ in columns]] if headers else []
+    for obj in objects:
+        row = []
+        for _, path in columns:
+            values = evaluate(path.lstrip("{").rstrip("}"), public(obj))
+            row.append(" ".join(render_value(v) for v in values) if values else "<none>")
+        rows.append(row)
+    return "".join("   ".join(row) + "\n" for row in rows)
+
+
+def kubectl_get_files(state: dict, flags: dict, stdin_text: str | None) -> int:
+    """`kubectl get -f FILE`: the objects of the file as they are in the cluster (absent ones: NotFound)."""
+    found, missing = [], []
+    for source in flags.get("-f", []):
+        for doc in documents_from(source, stdin_text):
+            rtype = type_of_document(state, doc)
+            name = doc["metadata"]["name"]
+            obj = find(state, rtype.kind, name, namespace_for(rtype, flags, doc["metadata"].get("namespace")), rtype.group)
+            if obj:
+                found.append(obj)
+            else:
+                missing.append(f'Error from server (NotFound): {rtype.plural} "{name}" not found')
+    output = flag(flags, "-o", "--output", default="")
+    if output.startswith("custom-columns="):
+        sys.stdout.write(custom_columns(output[len("custom-columns="):], found, not bool_flag(flags, "--no-headers")))
+    elif output == "name":
+        for obj in found:
+            print(f'{type_of_document(state, obj).name_prefix()}/{obj["metadata"]["name"]}')
+    else:
+        print(json.dumps({"kind": "List", "items": [public(o) for o in found]}, indent=2))
+    if missing and not bool_flag(flags, "--ignore-not-found"):
+        print("\n".join(missing), file=sys.stderr)
+        return 1
+    return 0
+
+
+def kubectl_get(state: dict, positional: list[str], flags: dict, stdin_text: str | None = None) -> int:
     require_cluster(state)
+    if flags.get("-f"):
+        return kubectl_get_files(state, flags, stdin_text)
     output = flag(flags, "-o", "--output", default="")
     ignore = bool_flag(flags, "--ignore-not-found")
     found, missing = [], []
@@ -605,6 +722,9 @@ def kubectl_get(state: dict, positional: list[str], flags: dict) -> int:
     elif output in ("json", "yaml"):
         root = public(found[0][1]) if single and found else {"kind": "List", "items": [public(o) for _, o in found]}
         print(json.dumps(root, indent=2))
+    elif output.startswith("custom-columns="):
+        sys.stdout.write(custom_columns(output[len("custom-columns="):], [o for _, o in found],
+                                        not bool_flag(flags, "--no-headers")))
     else:
         if found:
             print("NAME")
@@ -651,6 +771,7 @@ def kubectl_apply(state: dict, positional: list[str], flags: dict, stdin_text: s
 
 
 def kubectl_delete(state: dict, positional: list[str], flags: dict, stdin_text: str | None) -> int:
+    duration_flag(flags, "--timeout", "kubectl")
     require_cluster(state)
     ignore = bool_flag(flags, "--ignore-not-found")
     errors = []
@@ -666,7 +787,7 @@ def kubectl_delete(state: dict, positional: list[str], flags: dict, stdin_text: 
                     continue
                 name = doc["metadata"]["name"]
                 namespace = namespace_for(rtype, flags, doc["metadata"].get("namespace"))
-                obj = find(state, rtype.kind, name, namespace)
+                obj = find(state, rtype.kind, name, namespace, rtype.group)
                 if obj:
                     remove(state, obj)
                     print(f'{rtype.name_prefix()}/{name} deleted')
@@ -724,6 +845,7 @@ def kubectl_label(state: dict, positional: list[str], flags: dict, field: str) -
 
 
 def kubectl_rollout(state: dict, positional: list[str], flags: dict) -> int:
+    duration_flag(flags, "--timeout", "kubectl")
     require_cluster(state)
     action, rest = positional[0], positional[1:]
     for rtype, names in targets(state, rest, flags):
@@ -790,7 +912,7 @@ def kubectl(args: list[str], stdin_text: str | None) -> int:
         print("Client Version: v1.32.4")
         return 0
     if verb == "get":
-        return kubectl_get(state, rest, flags)
+        return kubectl_get(state, rest, flags, stdin_text)
     if verb == "logs":
         require_cluster(state)
         print(f"stand-in log of {rest[0] if rest else '?'}: Traceback (most recent call last): ... ConnectionError")
@@ -899,6 +1021,9 @@ def istioctl(args: list[str], stdin_text: str | None) -> int:
 
 
 LINKERD_CREATED_BY = {"linkerd.io/created-by": f"linkerd/cli {LINKERD_VERSION}"}
+# Every object of `linkerd install` (and --crds) carries this label; `linkerd uninstall` lists the cluster-scoped
+# ones by it (cli/cmd/uninstall.go, pkg/cmd.Uninstall with the ControllerNSLabel selector).
+LINKERD_CP_LABEL = {"linkerd.io/control-plane-ns": "linkerd"}
 LINKERD_CRDS = [("policy.linkerd.io", "Server", "servers"),
                 ("policy.linkerd.io", "ServerAuthorization", "serverauthorizations"),
                 ("policy.linkerd.io", "AuthorizationPolicy", "authorizationpolicies"),
@@ -912,20 +1037,20 @@ VIZ_LABEL = {"linkerd.io/extension": "viz"}
 
 
 def linkerd_core_objects(set_values: list[str]) -> list[dict]:
-    namespace = cluster_object("Namespace", "linkerd", {"linkerd.io/is-control-plane": "true"},
+    namespace = cluster_object("Namespace", "linkerd", {"linkerd.io/is-control-plane": "true", **LINKERD_CP_LABEL},
                                {**LINKERD_CREATED_BY, "linkerd.io/inject": "disabled"})
     objects = [namespace]
-    objects += [workload(n, "linkerd") for n in ("linkerd-destination", "linkerd-identity", "linkerd-proxy-injector")]
+    objects += [workload(n, "linkerd", LINKERD_CP_LABEL) for n in ("linkerd-destination", "linkerd-identity", "linkerd-proxy-injector")]
     objects.append({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": "linkerd-config", "namespace": "linkerd", "annotations": LINKERD_CREATED_BY},
                     "data": {"values": "\n".join(sorted(set_values))}})
     objects.append(cluster_object("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     objects.append(cluster_object("ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     objects.append(cluster_object("ValidatingWebhookConfiguration", "linkerd-sp-validator-webhook-config",
-                                  annotations=LINKERD_CREATED_BY))
-    objects.append(cluster_object("ClusterRole", "linkerd-linkerd-destination", annotations=LINKERD_CREATED_BY))
+                                  LINKERD_CP_LABEL, LINKERD_CREATED_BY))
+    objects.append(cluster_object("ClusterRole", "linkerd-linkerd-destination", LINKERD_CP_LABEL, LINKERD_CREATED_BY))
     return objects
 
 
@@ -957,7 +1082,8 @@ def print_yaml(objects: list[dict]) -> None:
 
 
 def linkerd(args: list[str], stdin_text: str | None) -> int:
-    positional, flags = parse(args)
+    positional, flags = parse(args, {"--wait"})
+    duration_flag(flags, "--wait", "linkerd")
     if positional[:1] == ["version"]:
         print(os.environ.get("FAKE_LINKERD_VERSION", LINKERD_VERSION))
         return 0
@@ -976,7 +1102,7 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
         if bool_flag(flags, "--proxy"):
             namespace = flag(flags, "-n", "--namespace")
             unmeshed = [p["metadata"]["name"] for p in objects_of(state, "Pod", namespace)
-                        if "linkerd-proxy" not in {c["name"] for c in p["spec"]["containers"]}]
+                        if "linkerd-proxy" not in {c["name"] for c in p["spec"]["containers"] + p["spec"].get("initContainers", [])}]
             if unmeshed:
                 raise Fail(f"× data plane proxies are ready\n    no linkerd-proxy in: {', '.join(unmeshed)}")
         print("Status check results are √")
@@ -986,7 +1112,7 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
             if not gateway_api:
                 raise Fail("Error: the Gateway API CRDs must be installed before Linkerd: "
                            "kubectl apply -f .../standard-install.yaml")
-            print_yaml([crd(g, k, p, annotations=LINKERD_CREATED_BY) for g, k, p in LINKERD_CRDS])
+            print_yaml([crd(g, k, p, annotations=LINKERD_CREATED_BY, labels=LINKERD_CP_LABEL) for g, k, p in LINKERD_CRDS])
             return 0
         if positional[0] == "install":
             if has("Namespace", "linkerd"):
@@ -1018,13 +1144,24 @@ def linkerd(args: list[str], stdin_text: str | None) -> int:
         raise Fail('Error: unknown command "jaeger" for "linkerd"\nRun \'linkerd --help\' for usage.')
     if positional[:1] == ["uninstall"]:
         # As linkerd2 cli/cmd/uninstall.go: meshed pods outside the control plane's namespace block it without --force.
+        extensions = {n["metadata"]["labels"]["linkerd.io/extension"] for n in objects_of(state, "Namespace")
+                      if "linkerd.io/extension" in (n["metadata"].get("labels") or {})}
+        extension_namespaces = {n["metadata"]["name"] for n in objects_of(state, "Namespace")
+                                if "linkerd.io/extension" in (n["metadata"].get("labels") or {})}
         injected = [p["metadata"]["name"] for p in objects_of(state, "Pod")
                     if "linkerd.io/control-plane-ns" in (p["metadata"].get("labels") or {})
-                    and p["metadata"].get("namespace") != "linkerd"]
-        if injected and not bool_flag(flags, "--force"):
-            raise Fail("Please uninject the following pods before uninstalling the control-plane:\n\t"
-                       + "\n\t".join(f"* {name}" for name in injected))
-        print_yaml([o for o in state["objects"] if "linkerd.io/created-by" in (o["metadata"].get("annotations") or {})
+                    and p["metadata"].get("namespace") not in {"linkerd"} | extension_namespaces]
+        if not bool_flag(flags, "--force"):
+            problems = []
+            if extensions:
+                problems.append("Please uninstall the following extensions before uninstalling the control-plane:"
+                                "\n\t" + "\n\t".join(f"* {e}" for e in sorted(extensions)))
+            if injected:
+                problems.append("Please uninject the following pods before uninstalling the control-plane:\n\t"
+                                + "\n\t".join(f"* {name}" for name in injected))
+            if problems:
+                raise Fail("\n".join(problems))
+        print_yaml([o for o in state["objects"] if "linkerd.io/control-plane-ns" in (o["metadata"].get("labels") or {})
                     and not o["metadata"].get("namespace")])
         return 0
     raise Fail(f"stand-in linkerd does not implement {' '.join(args)}")
@@ -1069,6 +1206,20 @@ def docker(args: list[str], stdin_text: str | None) -> int:
                 state["pushed"].append(tag)
         save_state(state)
         return 0
+    if positional[:1] == ["version"]:
+        # only `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'` is asked for
+        print(state.get("docker_platform", "linux/amd64"))
+        return 0
+    if positional[:1] == ["save"]:
+        refs, output = positional[1:], flag(flags, "-o", "--output")
+        known = {i["ref"] for i in state["images"]}
+        for ref in refs:
+            if ref not in known:
+                raise Fail(f"Error response from daemon: reference does not exist: {ref}")
+        if not output:
+            raise Fail("stand-in docker: only docker save -o FILE is modelled")
+        Path(output).write_text(json.dumps({"refs": refs, "platform": flag(flags, "--platform")}))
+        return 0
     if positional[:1] == ["push"]:
         ref = positional[1]
         if ref not in {i["ref"] for i in state["images"]}:
@@ -1090,7 +1241,20 @@ def kind(args: list[str], stdin_text: str | None) -> int:
         for ref in positional[2:]:
             if ref not in {i["ref"] for i in state["images"]}:
                 raise Fail(f"ERROR: image: \"{ref}\" not present locally")
+            if state.get("containerd_store"):
+                # kubernetes-sigs/kind#3795: with Docker's containerd image store, the `docker save` archive names
+                # blobs the node's `ctr images import --all-platforms` cannot find.
+                raise Fail(f'ERROR: failed to load image: command "docker exec --privileged -i {name}-control-plane ctr '
+                           '--namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -" failed '
+                           "with error: exit status 1\nCommand Output: ctr: content digest sha256:4e2a...: not found")
             state["kind_loaded"].append({"cluster": name, "ref": ref})
+        save_state(state)
+        return 0
+    if positional[:2] == ["load", "image-archive"]:
+        name = flag(flags, "--name", default="kind")
+        archive = json.loads(Path(positional[2]).read_text())
+        for ref in archive["refs"]:
+            state["kind_loaded"].append({"cluster": name, "ref": ref, "archive": True, "platform": archive["platform"]})
         save_state(state)
         return 0
     raise Fail(f"stand-in kind does not implement {' '.join(args)}")
@@ -1099,6 +1263,7 @@ def kind(args: list[str], stdin_text: str | None) -> int:
 def helm(args: list[str], stdin_text: str | None) -> int:
     state = load_state()
     positional, flags = parse(args)
+    duration_flag(flags, "--timeout", "helm")
     if positional[:2] == ["repo", "add"]:
         state["helm_repos"] = sorted(set(state.get("helm_repos", [])) | {positional[2]})
         save_state(state)
@@ -1122,7 +1287,29 @@ def helm(args: list[str], stdin_text: str | None) -> int:
     raise Fail(f"stand-in helm does not implement {' '.join(args)}")
 
 
-TOOLS = {"kubectl": kubectl, "istioctl": istioctl, "linkerd": linkerd, "docker": docker, "kind": kind, "helm": helm}
+def k3d(args: list[str], stdin_text: str | None) -> int:
+    """`k3d cluster list --no-headers` and `k3d image import IMAGE... -c NAME` (k3d docs, usage/commands)."""
+    state = load_state()
+    positional, flags = parse(args, {"-c", "--cluster"})
+    if positional[:2] == ["cluster", "list"]:
+        for name in state.get("k3d_clusters", []):
+            print(f"{name}   1/1       0/0      true")
+        return 0
+    if positional[:2] == ["image", "import"]:
+        name = flag(flags, "-c", "--cluster", default="k3s-default")
+        if name not in state.get("k3d_clusters", []):
+            raise Fail(f"FATA[0000] failed to get cluster {name}: No nodes found for given cluster")
+        for ref in positional[2:]:
+            if ref not in {i["ref"] for i in state["images"]}:
+                raise Fail(f"ERRO[0000] failed to save image {ref}: reference does not exist")
+            state.setdefault("k3d_imported", []).append({"cluster": name, "ref": ref})
+        save_state(state)
+        return 0
+    raise Fail(f"stand-in k3d does not implement {' '.join(args)}")
+
+
+TOOLS = {"kubectl": kubectl, "istioctl": istioctl, "linkerd": linkerd, "docker": docker, "kind": kind, "helm": helm,
+         "k3d": k3d}
 
 
 def main() -> int:

@@ -4,6 +4,7 @@
   second upstream (the 95/5 canary, deterministic so the test cannot flake); `retry_get` repeats a GET that got a
   5xx up to twice (the overlays' GET retries).
 - Refuser: what a sidecar answers a caller its authorization policy does not allow (Istio: 403 RBAC: access denied).
+- Resetter: what Istio's sidecar does to a plaintext connection under STRICT mTLS (no filter chain matches: reset).
 - PrometheusStandIn: /api/v1/targets and /api/v1/query with canned answers.
 """
 from __future__ import annotations
@@ -113,6 +114,43 @@ class _RefuserHandler(_Quiet):
 class Refuser(_Server):
     def __init__(self) -> None:
         super().__init__(_RefuserHandler)
+
+
+class Resetter:
+    """Accepts, reads the request, and resets the connection (SO_LINGER 0): curl reports exit 56."""
+
+    def __init__(self) -> None:
+        import socket
+        import struct
+        self._socket_module, self._struct = socket, struct
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                connection.recv(65536)
+                connection.setsockopt(self._socket_module.SOL_SOCKET, self._socket_module.SO_LINGER,
+                                      self._struct.pack("ii", 1, 0))
+            finally:
+                connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
 
 
 class _PrometheusHandler(_Quiet):

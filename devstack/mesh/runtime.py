@@ -391,7 +391,7 @@ def apply_to_running(data_dir: Path, verb: str, path: str, stack: MeshStack | No
         inventory = json.loads(inventory_path.read_text())
     except (OSError, ValueError):
         raise StackError(f"no running local mesh in {data_dir} (no {inventory_path}): start it first with "
-                         "./run-local.sh --mesh istio (or linkerd)") from None
+                         f"./run-local.sh --mesh {mesh or 'istio'}") from None
     if mesh is not None and inventory.get("mesh", "istio") != mesh:
         raise StackError(f"the local mesh in {data_dir} runs {inventory.get('mesh', 'istio')}, not {mesh}: use "
                          f"--mesh {inventory.get('mesh', 'istio')}, or stop it and start ./run-local.sh --mesh {mesh}")

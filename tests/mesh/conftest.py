@@ -32,9 +32,10 @@ def offset_for_this_worker() -> int:
     return free_port_offset(first, step=500, last=first + 4000)
 
 
-def running_mesh(tmp_path_factory, name: str, faults_enabled: bool = False) -> MeshStack:
+def running_mesh(tmp_path_factory, name: str, faults_enabled: bool = False, mesh: str = "istio") -> MeshStack:
     """A stack of its own, on this worker's ports (use it with `with`)."""
-    return MeshStack(tmp_path_factory.mktemp(name), port_offset=offset_for_this_worker(), faults_enabled=faults_enabled)
+    return MeshStack(tmp_path_factory.mktemp(name), port_offset=offset_for_this_worker(), faults_enabled=faults_enabled,
+                     mesh=mesh)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ def mesh_faults(mesh):
 
 @pytest.fixture
 def scenario(mesh):
-    """Applies scenario files to the running mesh; back to istio/ as it is afterwards."""
+    """Applies scenario files to the running mesh; back to its mesh's folder as it is afterwards."""
     applied = []
 
     def apply(path: str, verb: str = "apply") -> list[str]:

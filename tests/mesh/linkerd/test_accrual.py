@@ -6,14 +6,11 @@ endpoint serves, and when the canary's only endpoint is out, its backend takes n
 endpoint is back before the next."""
 from __future__ import annotations
 
-import concurrent.futures
-import secrets
 import time
 from collections import Counter
 
-import requests
-
 from devstack.mesh import probe
+from tests.mesh.test_resilience import post_payments  # (status, seconds, instance) of new charges, cart's way
 
 SPLIT = ("outbound|5003|payment-service-v1=95,payment-service-v2=5|"
          "payment-service.e-commerce.svc.cluster.local")
@@ -21,21 +18,6 @@ PENALTY_S = 15.0  # min-penalty 10 s plus up to 50% jitter
 # Envoy takes up to about a second to stop sending to a host ejected again after it came back once
 # (envoyproxy/envoy#28304; measured with 1.40): counting starts after that.
 SETTLE_S = 1.5
-
-
-def post_payments(linkerd, count: int, concurrency: int = 4) -> list[tuple[int, str, float]]:
-    """(status, version, seconds) of new charges of 0.01 through cart's sidecar (payment-service-default: no
-    retry), as cart sends them: only a new charge meets payment's faults."""
-    url = linkerd.outbound_url("cart-service-1", "payment-service") + "/payments"
-
-    def one(_):
-        order_id = f"ord_{secrets.token_hex(10)}"
-        started = time.monotonic()
-        response = requests.post(url, json={"order_id": order_id, "user_id": "accrual", "amount": "0.01",
-                                            "currency": "USD"}, headers={"Idempotency-Key": order_id}, timeout=10)
-        return response.status_code, response.headers.get("X-Service-Version", ""), time.monotonic() - started
-    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(one, range(count)))
 
 
 def ejected(linkerd) -> set[str]:
@@ -51,7 +33,7 @@ def trip(linkerd, instance: str, limit: int = 400) -> int:
     sent = 0
     while inbound(linkerd, instance) not in ejected(linkerd):
         assert sent < limit, f"{instance} was never taken out"
-        post_payments(linkerd, 20)
+        post_payments(linkerd, 20, concurrency=4)
         sent += 20
     time.sleep(SETTLE_S)
     return sent
@@ -70,10 +52,11 @@ def test_a_sick_v1_endpoint_is_taken_out_and_its_backend_keeps_its_share(linkerd
     its 95%: 400 calls after, no 500, none to v1-1, v2 about 5% (accepted 2.5%..7.5%)."""
     faults.set("payment-service-v1-1", sick=True)
     trip(linkerd, "payment-service-v1-1")
-    after = post_payments(linkerd, 400)
+    after = post_payments(linkerd, 400, concurrency=4)
     statuses = Counter(s for s, _, _ in after)
     assert statuses == {201: 400}, statuses
-    assert 0.025 <= sum(v == "v2" for _, v, _ in after) / 400 <= 0.075
+    assert "payment-service-v1-1" not in {i for _, _, i in after}
+    assert 0.025 <= sum(i == "payment-service-v2-1" for _, _, i in after) / 400 <= 0.075
     faults.reset()
     wait_back(linkerd, "payment-service-v1-1")
 
@@ -85,10 +68,11 @@ def test_the_canarys_share_moves_to_v1_when_its_only_endpoint_is_out(linkerd, fa
     faults.set("payment-service-v2-1", sick=True)
     trip(linkerd, "payment-service-v2-1")
     started = time.monotonic()
-    after = post_payments(linkerd, 200)
+    after = post_payments(linkerd, 200, concurrency=4)
     assert time.monotonic() - started < 10.0 - SETTLE_S  # inside the shortest penalty
-    assert Counter((s, v) for s, v, _ in after) == {(201, "v1"): 200}
+    assert Counter(s for s, _, _ in after) == {201: 200}
+    assert {i for _, _, i in after} == {"payment-service-v1-1", "payment-service-v1-2"}
     faults.reset()
     wait_back(linkerd, "payment-service-v2-1")
-    back = Counter(v for _, v, _ in post_payments(linkerd, 400))
-    assert 10 <= back["v2"] <= 30, back  # 5% of 400 again (locality scheduling keeps it near 20)
+    back = Counter(i for _, _, i in post_payments(linkerd, 400, concurrency=4))
+    assert 10 <= back["payment-service-v2-1"] <= 30, back  # 5% of 400 again (locality scheduling keeps it near 20)

@@ -11,19 +11,11 @@ from collections import Counter
 import requests
 
 from devstack.mesh import probe
+from tests.mesh.test_traffic import versions_seen
 from tests.support import metric_value
 
 CATALOG = "outbound|5001||catalog-service.e-commerce.svc.cluster.local"
 CART = "outbound|5002||cart-service.e-commerce.svc.cluster.local"
-
-
-def versions_seen(url: str, calls: int) -> Counter:
-    def one(_):
-        with requests.get(url, timeout=10) as response:
-            assert response.status_code == 200, response.text
-            return response.headers["X-Service-Version"]
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        return Counter(pool.map(one, range(calls)))
 
 
 def payment_health(linkerd) -> str:

@@ -97,3 +97,14 @@ def test_stored_info_is_json(store, redis_server):
     store.add("frank", PRODUCT, 1)
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True).hget("shop:cart:frank:info", "1")
     assert json.loads(raw) == {"name": "Trail Running Shoes", "unit_price": "89.99"}
+
+
+def test_a_claim_opens_only_while_the_cart_still_holds_what_was_priced(store):
+    store.add("gina", PRODUCT, 2)
+    priced = {**FIELDS, "items": json.dumps([{"product_id": "1", "quantity": 2}])}
+    store.set_quantity("gina", "1", 1)  # edited (or bought by another checkout) while this one read the catalog
+    assert store.open_claim(CheckoutKeys("gina", "k"), "t", 60, 3600, priced) == ("changed", "")
+    assert store.read_claim(CheckoutKeys("gina", "k")) == (None, None), "nothing was claimed or locked"
+    store.add("gina", PRODUCT, 2)  # 3 now: more than was priced is fine, the rest stays in the cart
+    assert store.open_claim(CheckoutKeys("gina", "k"), "t", 60, 3600, priced) == ("opened", "")
+

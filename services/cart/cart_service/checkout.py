@@ -3,7 +3,8 @@
 Safety rules, in the order the code keeps them:
 1. One claim per (user, key), opened in Redis with the priced items, the total and a new order id before payment is
    called. The order id is new for every claim and is payment's Idempotency-Key: a key reused after ORDER_RETENTION_S
-   is a new charge, never an old approval.
+   is a new charge, never an old approval. The claim opens only while the cart still holds what was priced (another
+   checkout may have bought it while this one read the catalog).
 2. One checkout per cart at a time: the cart's lock names the key of the checkout in flight until that checkout is
    settled; another key gets 409 naming it (in_flight_idempotency_key).
 3. A claim is charged once, by the request that opened it. Whenever that request does not get a clear answer
@@ -125,6 +126,11 @@ class Checkout:
                 return self.charge(keys, token, {**fields, "items": items})
             if outcome == "claim":
                 return None
+            if outcome == "changed":
+                self.count("conflict")
+                raise Conflict("the cart changed while this checkout was pricing it (another checkout bought it, or "
+                               "it was edited); nothing was charged: look at the cart and check out again",
+                               idempotency_key=keys.key)
             # Another checkout of this cart holds the lock: refused, unless it turns out to be over. Then the cart is
             # free, and the prices just taken still stand (no second pricing: the request's budget has room for one).
             self.other_checkout_in_flight(keys, token, holder)

@@ -75,10 +75,13 @@ redis.call('DEL', KEYS[1], KEYS[3])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 """
-# KEYS: lock. ARGV: the client key it must still name. A lock whose claim is gone (expired or settled) is stale.
+# KEYS: lock, the claim of the key it names. ARGV: the client key it must still name. A lock whose claim is gone
+# (expired or settled) or paid is stale; checked here, not by the caller, as that key may open a new claim meanwhile.
 _CLEAR_STALE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state and state ~= 'paid' then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 # KEYS: quantities, infos, order, user's order list, claim, lock, lease
 # ARGV: order json, order id, retention (s) of the order and its claim, client key, then product id / quantity pairs.
@@ -212,7 +215,8 @@ class CartStore:
         self._release(keys=[keys.claim, keys.lock, keys.lease], args=[token, keys.key])
 
     def clear_stale_lock(self, user_id: str, holder: str) -> None:
-        self._clear_stale_lock(keys=[CheckoutKeys(user_id, holder).lock], args=[holder])
+        holding = CheckoutKeys(user_id, holder)
+        self._clear_stale_lock(keys=[holding.lock, holding.claim], args=[holder])
 
     def complete(self, keys: CheckoutKeys, order: dict[str, Any], retention_s: int) -> bool:
         """Stores the order and removes what it bought from the cart; False when the claim was paid already."""

@@ -179,3 +179,28 @@ def test_another_key_settles_an_unsettled_checkout_that_charged_nothing_and_buys
         assert len(cancels) == 2 and cancels[0] == cancels[1], "the first attempt's charge was asked about twice"
         assert len(charges(payment)) == 2, "the first attempt (never approved) and the second"
         assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 0
+
+
+def test_a_repeat_that_waited_for_an_attempt_that_charged_nothing_does_not_charge_again(redis_server, tmp_path):
+    """A repeat of a key (a double submit, a mesh's retry) waits for the attempt in flight. When that attempt ends
+    charging nothing, the repeat answers so instead of starting a charge of its own: waiting, then pricing, charging
+    and cancelling again would take longer than cart's worst case (Checkout.worst_case_s), which the gateway's
+    timeout is budgeted on."""
+    import threading
+    import time
+
+    user = "waited-repeat"
+    with cart_with_scripted_payment(redis_server, tmp_path, user, 1) as (cart, payment, script):
+        script.cancel = "cancelled"  # the charge is slower than cart waits (0.5 s); the cancel says: nothing charged
+        url = f"{cart.url}/cart/{user}/checkout"
+        first = {}
+        running = threading.Thread(target=lambda: first.update(response=requests.post(
+            url, headers={"Idempotency-Key": "twice"}, timeout=10)))
+        running.start()
+        time.sleep(0.25)  # the first attempt is waiting for payment
+        repeat = requests.post(url, headers={"Idempotency-Key": "twice"}, timeout=10)
+        running.join()
+        assert first["response"].status_code == 504 and "nothing was charged" in first["response"].text
+        assert repeat.status_code == 409 and "charged nothing" in repeat.json()["error"], repeat.text
+        assert len(charges(payment)) == 1, "the repeat started a second charge after waiting for the first"
+        assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 1

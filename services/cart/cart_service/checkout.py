@@ -76,6 +76,8 @@ class Checkout:
         while True:
             claim, lease = self.store.read_claim(keys)
             if claim is None:
+                if waited:  # the attempt this request waited for ended charging nothing (declined, cancelled)
+                    raise self.charged_nothing_meanwhile(idempotency_key)
                 result = self.attempt(keys, token)
                 if result is not None:
                     return result
@@ -101,10 +103,15 @@ class Checkout:
                 raise ApiError(f"an earlier attempt with this Idempotency-Key did not learn whether payment charged, "
                                f"and payment still cannot be asked ({settled}); the cart is unchanged: retry in a "
                                "moment", 503, upstream="payment", idempotency_key=idempotency_key)
-            if waited:  # within this request's budget: the shopper retries to check out the cart as it is now
-                self.count("conflict")
-                raise Conflict("the attempt with this Idempotency-Key that was running charged nothing; retry to "
-                               "check out the cart as it is now", idempotency_key=idempotency_key)
+            if waited:
+                raise self.charged_nothing_meanwhile(idempotency_key)
+
+    def charged_nothing_meanwhile(self, idempotency_key: str) -> Conflict:
+        """A request that waited for this key's attempt in flight does not start one of its own when that attempt
+        charged nothing: waiting and then a whole attempt would not fit in worst_case_s. The shopper retries."""
+        self.count("conflict")
+        return Conflict("the attempt with this Idempotency-Key that was running charged nothing; retry to check out "
+                        "the cart as it is now", idempotency_key=idempotency_key)
 
     def attempt(self, keys: CheckoutKeys, token: str) -> CheckoutResult | None:
         """A new attempt: price the cart, open the claim, charge. None when the key was claimed meanwhile."""

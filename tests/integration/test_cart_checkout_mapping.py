@@ -70,6 +70,27 @@ def test_a_price_out_of_range_at_checkout_is_502_and_keeps_the_cart(redis_server
         assert requests.get(f"{cart.url}/cart/price-jump", timeout=5).json()["item_count"] == 1
 
 
+APPROVAL = b'{"payment_id": "pay_1", "status": "approved", "amount": "10.00", "currency": "USD", "version": "v1"}'
+
+
+@pytest.mark.parametrize("listed_id", [b'["1"]', b'{"id": "1"}'])
+def test_a_listing_with_an_id_that_is_not_a_string_is_not_a_500(redis_server, tmp_path, listed_id):
+    """An id Python cannot use as a dict key (a list, an object) once gave a TypeError and a 500 at checkout; such an
+    entry is skipped like any other that is not a product, and the cart's product is priced from its own entry."""
+    odd = b'{"id": ' + listed_id + b', "name": "Shoes", "price": "10.00"}'
+    listing = b'{"products": [' + odd + b", " + PRODUCT + b'], "count": 2}'
+    user = f"odd-listing-{len(listed_id)}"
+    with FakeUpstream(by_path={**CATALOG, "/products": (200, listing)}) as catalog, \
+            FakeUpstream(status=201, body=APPROVAL) as payment, FakeUpstream(status=201) as notification, \
+            LoneService("cart", {"CATALOG_URL": catalog.url, "PAYMENT_URL": payment.url,
+                                 "NOTIFICATION_URL": notification.url, "REDIS_URL": redis_server.url}, tmp_path) as cart:
+        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
+        assert requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 1},
+                             timeout=5).status_code == 200
+        response = requests.post(f"{cart.url}/cart/{user}/checkout", timeout=10)
+        assert response.status_code == 201 and response.json()["total"] == "10.00", response.text
+
+
 def test_an_order_total_over_payments_limit_is_refused_before_payment(redis_server, tmp_path):
     product = b'{"id": "1", "name": "Tent", "price": "9999.99", "currency": "USD"}'
     catalog_paths = {"/products": (200, b'{"products": [' + product + b'], "count": 1}'), "/products/1": (200, product)}

@@ -174,7 +174,7 @@ class Checkout:
         products = answer.body.get("products")
         if not isinstance(products, list):
             raise UpstreamBadResponse("catalog", "catalog answered without a product list; nothing was charged")
-        prices = {p.get("id"): p for p in products if isinstance(p, dict)}
+        prices = {p["id"]: p for p in products if isinstance(p, dict) and isinstance(p.get("id"), str)}
         items, total = [], Decimal("0.00")
         for line in lines:
             product = prices.get(line["product_id"])

@@ -225,3 +225,21 @@ def test_a_repeat_that_waited_for_an_attempt_that_charged_nothing_does_not_charg
         assert repeat.status_code == 409 and "charged nothing" in repeat.json()["error"], repeat.text
         assert len(charges(payment)) == 1, "the repeat started a second charge after waiting for the first"
         assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 1
+
+
+def test_a_2xx_from_payment_that_is_not_an_approval_makes_no_order(redis_server, tmp_path):
+    """Something at payment's address answered 201 with JSON that is no approval (a misrouted request reaching another
+    service, a proxy's JSON page): no order is stored on it and the cart is kept; payment is asked with a cancel."""
+    not_an_approval = b'{"id": "ntf_1", "type": "order_placed", "message": "accepted"}'
+    user = "not-an-approval"
+    with FakeUpstream(by_path=CATALOG) as catalog, FakeUpstream(status=201, body=not_an_approval) as payment, \
+            FakeUpstream(status=201) as notification, \
+            LoneService("cart", {"CATALOG_URL": catalog.url, "PAYMENT_URL": payment.url,
+                                 "NOTIFICATION_URL": notification.url, "REDIS_URL": redis_server.url}, tmp_path) as cart:
+        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
+        requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 1}, timeout=5)
+        response = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "na"}, timeout=10)
+        assert response.status_code == 503 and "not known yet" in response.json()["error"], response.text
+        assert [path for _, path, _ in payment.calls][-1].endswith("/cancel")
+        assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 1
+        assert requests.get(f"{cart.url}/users/{user}/orders", timeout=5).json()["orders"] == []

@@ -199,8 +199,8 @@ class Checkout:
             return self.unclear(keys, token, claim, exc.status, exc.message)
         version = str(answer.body.get("version", "unknown"))
         headers = {"X-Payment-Version": version}
-        if answer.status in (200, 201):
-            return self.complete(keys, token, claim, answer.body)
+        if answer.status in (200, 201) and answer.body.get("status") == "approved":
+            return self.complete(keys, token, claim, answer.body)  # anything else 2xx is no approval: ask, below
         if answer.status == 402:
             self.store.release(keys, token)
             self.count("declined")

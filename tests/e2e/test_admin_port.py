@@ -53,3 +53,28 @@ def test_probes_of_cart_stay_fast_while_its_checkouts_wait_for_a_slow_payment(st
         elapsed = time.perf_counter() - started
         assert ready.status_code == 200 and elapsed < 0.5, f"/ready took {elapsed:.2f} s under load"
         assert {f.result().status_code for f in checkouts} == {201}
+
+
+def test_idle_connections_to_the_admin_port_cannot_starve_the_probes(lone_service):
+    """Connections that send nothing (a proxy's or browser's idle keep-alives, a port-forward that died) once held
+    every admin slot of every worker for ever: a probe then waited past the kubelet's timeoutSeconds (2 s)."""
+    import socket
+
+    from shopkit.admin_server import MAX_CONNECTIONS
+
+    with lone_service("catalog", WEB_CONCURRENCY="2") as catalog:
+        port = int(catalog.admin_url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2 * MAX_CONNECTIONS + 8)]
+        try:
+            time.sleep(0.3)  # both workers have taken all the connections they have room for
+            started = time.perf_counter()
+            try:
+                probe = requests.get(catalog.admin_url + "/health", timeout=5)
+            except requests.Timeout:
+                probe = None
+            elapsed = time.perf_counter() - started
+        finally:
+            for connection in idle:
+                connection.close()
+        assert probe is not None and probe.status_code == 200, "the probe got no answer behind idle connections"
+        assert elapsed < 2.0, f"the probe waited {elapsed:.2f} s behind idle connections"

@@ -160,3 +160,23 @@ def test_order_lost_to_redis_after_approval_is_recovered_without_a_second_charge
     assert approved_payments(stack) - before == 1
     cart = requests.get(f"{stack.urls['api-gateway']}/api/cart/{user}", timeout=5).json()
     assert cart["items"] == []
+
+
+def test_a_second_key_that_priced_the_cart_while_the_first_was_paid_does_not_buy_it_again(http, stack, user, faults):
+    """Tab b reads and prices the cart while tab a's payment is approved and its order stored. When b opens its claim,
+    a's lock is gone, and so are the items b priced: b must not charge for what a has just bought."""
+    add(http, stack, user, "3", 1)
+    faults.set("catalog", delay_ms=1000)  # each pricing takes 1 s
+    faults.set("payment-v1", delay_ms=1000)  # tab a: priced at 1 s, paid and stored at 2 s
+    before = approved_payments(stack)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(checkout, stack, user, "tab-a")
+        time.sleep(1.5)  # tab b reads the cart while a waits for payment, and has priced it when a is done
+        second = checkout(stack, user, "tab-b")
+        first = first.result()
+    assert first.status_code == 201, first.text
+    assert second.status_code == 409, second.text
+    assert second.headers["Idempotency-Key"] == "tab-b" and "cart changed" in second.json()["error"]
+    assert approved_payments(stack) - before == 1
+    orders = http.get(f"{stack.urls['api-gateway']}/api/users/{user}/orders", timeout=5).json()["orders"]
+    assert [o["order_id"] for o in orders] == [first.json()["order_id"]]

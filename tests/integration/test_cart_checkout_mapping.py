@@ -70,6 +70,27 @@ def test_a_price_out_of_range_at_checkout_is_502_and_keeps_the_cart(redis_server
         assert requests.get(f"{cart.url}/cart/price-jump", timeout=5).json()["item_count"] == 1
 
 
+APPROVAL = b'{"payment_id": "pay_1", "status": "approved", "amount": "10.00", "currency": "USD", "version": "v1"}'
+
+
+@pytest.mark.parametrize("listed_id", [b'["1"]', b'{"id": "1"}'])
+def test_a_listing_with_an_id_that_is_not_a_string_is_not_a_500(redis_server, tmp_path, listed_id):
+    """An id Python cannot use as a dict key (a list, an object) once gave a TypeError and a 500 at checkout; such an
+    entry is skipped like any other that is not a product, and the cart's product is priced from its own entry."""
+    odd = b'{"id": ' + listed_id + b', "name": "Shoes", "price": "10.00"}'
+    listing = b'{"products": [' + odd + b", " + PRODUCT + b'], "count": 2}'
+    user = f"odd-listing-{len(listed_id)}"
+    with FakeUpstream(by_path={**CATALOG, "/products": (200, listing)}) as catalog, \
+            FakeUpstream(status=201, body=APPROVAL) as payment, FakeUpstream(status=201) as notification, \
+            LoneService("cart", {"CATALOG_URL": catalog.url, "PAYMENT_URL": payment.url,
+                                 "NOTIFICATION_URL": notification.url, "REDIS_URL": redis_server.url}, tmp_path) as cart:
+        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
+        assert requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 1},
+                             timeout=5).status_code == 200
+        response = requests.post(f"{cart.url}/cart/{user}/checkout", timeout=10)
+        assert response.status_code == 201 and response.json()["total"] == "10.00", response.text
+
+
 def test_an_order_total_over_payments_limit_is_refused_before_payment(redis_server, tmp_path):
     product = b'{"id": "1", "name": "Tent", "price": "9999.99", "currency": "USD"}'
     catalog_paths = {"/products": (200, b'{"products": [' + product + b'], "count": 1}'), "/products/1": (200, product)}
@@ -179,3 +200,46 @@ def test_another_key_settles_an_unsettled_checkout_that_charged_nothing_and_buys
         assert len(cancels) == 2 and cancels[0] == cancels[1], "the first attempt's charge was asked about twice"
         assert len(charges(payment)) == 2, "the first attempt (never approved) and the second"
         assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 0
+
+
+def test_a_repeat_that_waited_for_an_attempt_that_charged_nothing_does_not_charge_again(redis_server, tmp_path):
+    """A repeat of a key (a double submit, a mesh's retry) waits for the attempt in flight. When that attempt ends
+    charging nothing, the repeat answers so instead of starting a charge of its own: waiting, then pricing, charging
+    and cancelling again would take longer than cart's worst case (Checkout.worst_case_s), which the gateway's
+    timeout is budgeted on."""
+    import threading
+    import time
+
+    user = "waited-repeat"
+    with cart_with_scripted_payment(redis_server, tmp_path, user, 1) as (cart, payment, script):
+        script.cancel = "cancelled"  # the charge is slower than cart waits (0.5 s); the cancel says: nothing charged
+        url = f"{cart.url}/cart/{user}/checkout"
+        first = {}
+        running = threading.Thread(target=lambda: first.update(response=requests.post(
+            url, headers={"Idempotency-Key": "twice"}, timeout=10)))
+        running.start()
+        time.sleep(0.25)  # the first attempt is waiting for payment
+        repeat = requests.post(url, headers={"Idempotency-Key": "twice"}, timeout=10)
+        running.join()
+        assert first["response"].status_code == 504 and "nothing was charged" in first["response"].text
+        assert repeat.status_code == 409 and "charged nothing" in repeat.json()["error"], repeat.text
+        assert len(charges(payment)) == 1, "the repeat started a second charge after waiting for the first"
+        assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 1
+
+
+def test_a_2xx_from_payment_that_is_not_an_approval_makes_no_order(redis_server, tmp_path):
+    """Something at payment's address answered 201 with JSON that is no approval (a misrouted request reaching another
+    service, a proxy's JSON page): no order is stored on it and the cart is kept; payment is asked with a cancel."""
+    not_an_approval = b'{"id": "ntf_1", "type": "order_placed", "message": "accepted"}'
+    user = "not-an-approval"
+    with FakeUpstream(by_path=CATALOG) as catalog, FakeUpstream(status=201, body=not_an_approval) as payment, \
+            FakeUpstream(status=201) as notification, \
+            LoneService("cart", {"CATALOG_URL": catalog.url, "PAYMENT_URL": payment.url,
+                                 "NOTIFICATION_URL": notification.url, "REDIS_URL": redis_server.url}, tmp_path) as cart:
+        requests.delete(f"{cart.url}/cart/{user}", timeout=5)
+        requests.post(f"{cart.url}/cart/{user}/add", json={"product_id": "1", "quantity": 1}, timeout=5)
+        response = requests.post(f"{cart.url}/cart/{user}/checkout", headers={"Idempotency-Key": "na"}, timeout=10)
+        assert response.status_code == 503 and "not known yet" in response.json()["error"], response.text
+        assert [path for _, path, _ in payment.calls][-1].endswith("/cancel")
+        assert requests.get(f"{cart.url}/cart/{user}", timeout=5).json()["item_count"] == 1
+        assert requests.get(f"{cart.url}/users/{user}/orders", timeout=5).json()["orders"] == []

@@ -97,3 +97,26 @@ def test_stored_info_is_json(store, redis_server):
     store.add("frank", PRODUCT, 1)
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True).hget("shop:cart:frank:info", "1")
     assert json.loads(raw) == {"name": "Trail Running Shoes", "unit_price": "89.99"}
+
+
+def test_a_claim_opens_only_while_the_cart_still_holds_what_was_priced(store):
+    store.add("gina", PRODUCT, 2)
+    priced = {**FIELDS, "items": json.dumps([{"product_id": "1", "quantity": 2}])}
+    store.set_quantity("gina", "1", 1)  # edited (or bought by another checkout) while this one read the catalog
+    assert store.open_claim(CheckoutKeys("gina", "k"), "t", 60, 3600, priced) == ("changed", "")
+    assert store.read_claim(CheckoutKeys("gina", "k")) == (None, None), "nothing was claimed or locked"
+    store.add("gina", PRODUCT, 2)  # 3 now: more than was priced is fine, the rest stays in the cart
+    assert store.open_claim(CheckoutKeys("gina", "k"), "t", 60, 3600, priced) == ("opened", "")
+
+
+def test_a_lock_whose_checkout_was_reopened_meanwhile_is_not_stale(store):
+    """Tab b saw tab a's lock, then a's claim gone (released); before b clears the lock, a's retry opens a new claim
+    and locks the cart again. b must not clear that live lock, or two checkouts of one cart run at once."""
+    tab_a, tab_b = CheckoutKeys("hank", "a"), CheckoutKeys("hank", "b")
+    assert store.open_claim(tab_a, "t1", 60, 3600, FIELDS) == ("opened", "")
+    assert store.open_claim(tab_b, "t2", 60, 3600, FIELDS) == ("lock", "a")
+    store.release(tab_a, "t1")  # a charged nothing (declined)
+    assert store.read_claim(tab_a) == (None, None)  # what b reads: a's claim is gone
+    assert store.open_claim(tab_a, "t3", 60, 3600, FIELDS) == ("opened", "")  # a's retry
+    store.clear_stale_lock("hank", "a")  # b, acting on what it read
+    assert store.open_claim(tab_b, "t2", 60, 3600, FIELDS) == ("lock", "a")

@@ -3,7 +3,8 @@
 Safety rules, in the order the code keeps them:
 1. One claim per (user, key), opened in Redis with the priced items, the total and a new order id before payment is
    called. The order id is new for every claim and is payment's Idempotency-Key: a key reused after ORDER_RETENTION_S
-   is a new charge, never an old approval.
+   is a new charge, never an old approval. The claim opens only while the cart still holds what was priced (another
+   checkout may have bought it while this one read the catalog).
 2. One checkout per cart at a time: the cart's lock names the key of the checkout in flight until that checkout is
    settled; another key gets 409 naming it (in_flight_idempotency_key).
 3. A claim is charged once, by the request that opened it. Whenever that request does not get a clear answer
@@ -75,6 +76,8 @@ class Checkout:
         while True:
             claim, lease = self.store.read_claim(keys)
             if claim is None:
+                if waited:  # the attempt this request waited for ended charging nothing (declined, cancelled)
+                    raise self.charged_nothing_meanwhile(idempotency_key)
                 result = self.attempt(keys, token)
                 if result is not None:
                     return result
@@ -100,10 +103,15 @@ class Checkout:
                 raise ApiError(f"an earlier attempt with this Idempotency-Key did not learn whether payment charged, "
                                f"and payment still cannot be asked ({settled}); the cart is unchanged: retry in a "
                                "moment", 503, upstream="payment", idempotency_key=idempotency_key)
-            if waited:  # within this request's budget: the shopper retries to check out the cart as it is now
-                self.count("conflict")
-                raise Conflict("the attempt with this Idempotency-Key that was running charged nothing; retry to "
-                               "check out the cart as it is now", idempotency_key=idempotency_key)
+            if waited:
+                raise self.charged_nothing_meanwhile(idempotency_key)
+
+    def charged_nothing_meanwhile(self, idempotency_key: str) -> Conflict:
+        """A request that waited for this key's attempt in flight does not start one of its own when that attempt
+        charged nothing: waiting and then a whole attempt would not fit in worst_case_s. The shopper retries."""
+        self.count("conflict")
+        return Conflict("the attempt with this Idempotency-Key that was running charged nothing; retry to check out "
+                        "the cart as it is now", idempotency_key=idempotency_key)
 
     def attempt(self, keys: CheckoutKeys, token: str) -> CheckoutResult | None:
         """A new attempt: price the cart, open the claim, charge. None when the key was claimed meanwhile."""
@@ -125,6 +133,11 @@ class Checkout:
                 return self.charge(keys, token, {**fields, "items": items})
             if outcome == "claim":
                 return None
+            if outcome == "changed":
+                self.count("conflict")
+                raise Conflict("the cart changed while this checkout was pricing it (another checkout bought it, or "
+                               "it was edited); nothing was charged: look at the cart and check out again",
+                               idempotency_key=keys.key)
             # Another checkout of this cart holds the lock: refused, unless it turns out to be over. Then the cart is
             # free, and the prices just taken still stand (no second pricing: the request's budget has room for one).
             self.other_checkout_in_flight(keys, token, holder)
@@ -161,7 +174,7 @@ class Checkout:
         products = answer.body.get("products")
         if not isinstance(products, list):
             raise UpstreamBadResponse("catalog", "catalog answered without a product list; nothing was charged")
-        prices = {p.get("id"): p for p in products if isinstance(p, dict)}
+        prices = {p["id"]: p for p in products if isinstance(p, dict) and isinstance(p.get("id"), str)}
         items, total = [], Decimal("0.00")
         for line in lines:
             product = prices.get(line["product_id"])
@@ -186,8 +199,8 @@ class Checkout:
             return self.unclear(keys, token, claim, exc.status, exc.message)
         version = str(answer.body.get("version", "unknown"))
         headers = {"X-Payment-Version": version}
-        if answer.status in (200, 201):
-            return self.complete(keys, token, claim, answer.body)
+        if answer.status in (200, 201) and answer.body.get("status") == "approved":
+            return self.complete(keys, token, claim, answer.body)  # anything else 2xx is no approval: ask, below
         if answer.status == 402:
             self.store.release(keys, token)
             self.count("declined")

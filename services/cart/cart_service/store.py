@@ -41,12 +41,17 @@ return removed
 """
 # A checkout is three keys (CheckoutKeys): the claim (a hash: the priced attempt, then state `paid`), the lease (the
 # request working on the claim right now, with a short TTL) and the cart's lock (the client key of the checkout in
-# flight). KEYS: claim, lock, lease. ARGV: client key, token, lease (s), retention (s), then the claim's fields.
+# flight). KEYS: claim, lock, lease, the cart's quantities. ARGV: client key, token, lease (s), retention (s), the
+# priced quantities (JSON), then the claim's fields. The cart must still hold what was priced: another checkout may
+# have bought it (and freed the lock) while this one was reading the catalog.
 _OPEN_CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'claim', ''} end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return {'lock', holder} end
-redis.call('HSET', KEYS[1], 'state', 'pending', unpack(ARGV, 5))
+for product_id, quantity in pairs(cjson.decode(ARGV[5])) do
+  if tonumber(redis.call('HGET', KEYS[4], product_id) or '0') < quantity then return {'changed', ''} end
+end
+redis.call('HSET', KEYS[1], 'state', 'pending', unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
@@ -70,10 +75,13 @@ redis.call('DEL', KEYS[1], KEYS[3])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 """
-# KEYS: lock. ARGV: the client key it must still name. A lock whose claim is gone (expired or settled) is stale.
+# KEYS: lock, the claim of the key it names. ARGV: the client key it must still name. A lock whose claim is gone
+# (expired or settled) or paid is stale; checked here, not by the caller, as that key may open a new claim meanwhile.
 _CLEAR_STALE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state and state ~= 'paid' then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 # KEYS: quantities, infos, order, user's order list, claim, lock, lease
 # ARGV: order json, order id, retention (s) of the order and its claim, client key, then product id / quantity pairs.
@@ -188,11 +196,13 @@ class CartStore:
 
     def open_claim(self, keys: CheckoutKeys, token: str, lease_s: int, retention_s: int,
                    fields: dict[str, str]) -> tuple[str, str]:
-        """('opened', ''), ('claim', '') when the key was claimed meanwhile, or ('lock', key of the checkout in
-        flight) when another checkout of this cart holds it."""
+        """('opened', ''), ('claim', '') when the key was claimed meanwhile, ('lock', key of the checkout in
+        flight) when another checkout of this cart holds it, or ('changed', '') when the cart no longer holds the
+        claim's items."""
         flat = [part for item in fields.items() for part in item]
-        outcome, holder = self._open(keys=[keys.claim, keys.lock, keys.lease],
-                                     args=[keys.key, token, lease_s, retention_s, *flat])
+        priced = {item["product_id"]: item["quantity"] for item in json.loads(fields["items"])}
+        outcome, holder = self._open(keys=[keys.claim, keys.lock, keys.lease, self._keys(keys.user_id)[0]],
+                                     args=[keys.key, token, lease_s, retention_s, json.dumps(priced), *flat])
         return outcome, holder
 
     def take_over(self, keys: CheckoutKeys, token: str, lease_s: int) -> bool:
@@ -205,7 +215,8 @@ class CartStore:
         self._release(keys=[keys.claim, keys.lock, keys.lease], args=[token, keys.key])
 
     def clear_stale_lock(self, user_id: str, holder: str) -> None:
-        self._clear_stale_lock(keys=[CheckoutKeys(user_id, holder).lock], args=[holder])
+        holding = CheckoutKeys(user_id, holder)
+        self._clear_stale_lock(keys=[holding.lock, holding.claim], args=[holder])
 
     def complete(self, keys: CheckoutKeys, order: dict[str, Any], retention_s: int) -> bool:
         """Stores the order and removes what it bought from the cart; False when the claim was paid already."""

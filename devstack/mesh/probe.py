@@ -152,13 +152,14 @@ def stats(admin_url: str, pattern: str = "") -> dict[str, float]:
     return out
 
 
-def ejected_hosts(admin_url: str, cluster: str) -> set[str]:
-    """The endpoints (host:port) of one cluster that outlier detection holds out now (Envoy's /clusters)."""
+def ejected_hosts(admin_url: str, cluster: str | None = None) -> set[str]:
+    """The endpoints (host:port) of one cluster (None: of any) that outlier detection holds out now (Envoy's
+    /clusters)."""
     out = set()
     for line in text(admin_url.rstrip("/") + "/clusters").splitlines():
         name, _, rest = line.partition("::")
         host, _, detail = rest.partition("::")
-        if name == cluster and detail.startswith("health_flags::") and "failed_outlier_check" in detail:
+        if cluster in (None, name) and detail.startswith("health_flags::") and "failed_outlier_check" in detail:
             out.add(host)
     return out
 

@@ -1,8 +1,11 @@
 """The local mesh on real Envoy, shared by the tests of this folder (one start per test process).
 
-Every test that starts or uses a stack runs on one xdist worker per mesh (groups istio-mesh and linkerd-mesh,
-with pytest.ini's --dist loadgroup): each session stack then starts once in the suite, not once per worker,
-and two stacks of one mesh never compete for the two cores. The generator tests start nothing and go anywhere."""
+Every test that starts or uses a stack runs on one xdist worker, in collection order (group mesh, with
+pytest.ini's --dist loadgroup): each stack starts once in the suite, not once per worker, linkerd/ (collected
+first) stops its stack before these start theirs, and no more than two stacks run at a time. That matters
+beyond CPU: each Envoy holds an inotify instance per watched file (LDS, CDS, each RDS), about 50 per stack, and
+Linux allows 128 per user by default (fs.inotify.max_user_instances); past it Envoy aborts at start. The
+generator tests start nothing and go anywhere."""
 from __future__ import annotations
 
 import os
@@ -20,8 +23,7 @@ def pytest_collection_modifyitems(items):
         path = item.nodeid.split("::")[0]
         if not path.startswith("tests/mesh/") or path.endswith("test_generator.py"):
             continue
-        item.add_marker(pytest.mark.xdist_group("linkerd-mesh" if path.startswith("tests/mesh/linkerd/") else
-                                                "istio-mesh"))
+        item.add_marker(pytest.mark.xdist_group("mesh"))
 
 
 def offset_for_this_worker() -> int:

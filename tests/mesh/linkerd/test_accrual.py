@@ -69,7 +69,7 @@ def test_the_canarys_share_moves_to_v1_when_its_only_endpoint_is_out(linkerd, fa
     after = post_payments(linkerd, 200, concurrency=4)
     assert time.monotonic() - started < 10.0 - SETTLE_S  # inside the shortest penalty
     assert Counter(s for s, _, _ in after) == {201: 200}
-    assert {i for _, _, i in after} == {"payment-service-v1-1", "payment-service-v1-2"}
+    assert {i for _, _, i in after} <= {"payment-service-v1-1", "payment-service-v1-2"}  # v1-1 may still be out
     faults.reset()
     wait_back(linkerd, "payment-service-v2-1")
     back = Counter(i for _, _, i in post_payments(linkerd, 400, concurrency=4))

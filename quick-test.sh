@@ -11,6 +11,7 @@ ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "${ROOT_DIR}/scripts/lib/common.sh"
 
 DEFAULT_LOCAL_URL="http://localhost:5000"
+DEFAULT_INVENTORY="${ROOT_DIR}/.local/mesh/inventory.json"
 
 usage() {
   cat <<EOF
@@ -23,7 +24,10 @@ throwaway curl pod is refused by payment), mTLS, and Prometheus targets. Prints 
 and the measured figures; exits 1 when any check FAILs.
 
 Modes:
-  (default)              the local stack (./run-local.sh) at ${DEFAULT_LOCAL_URL}
+  (default)              the local stack (./run-local.sh) at ${DEFAULT_LOCAL_URL}; when the local mesh
+                         (./run-local.sh --mesh istio) is running, found from its inventory, every mesh check too
+  --local-mesh           the local mesh, from ${DEFAULT_INVENTORY#"${ROOT_DIR}/"} (fails when it is not running)
+  --inventory FILE       the local mesh of another --data-dir (its mesh/inventory.json); implies --local-mesh
   --cluster              the cluster of the current kubectl context, namespace ${APP_NAMESPACE}; the mesh is detected
                          from the namespace (label istio-injection / annotation linkerd.io/inject)
   --mesh istio|linkerd   the cluster, with this mesh (no detection)
@@ -47,6 +51,7 @@ EOF
 }
 
 MODE="local"
+LOCAL_MESH=""
 MESH=""
 URL=""
 PROMETHEUS_URL=""
@@ -84,6 +89,12 @@ parse_args() {
         shift
         ;;
       --json) PY_ARGS+=(--json) ;;
+      --local-mesh) LOCAL_MESH="$DEFAULT_INVENTORY" ;;
+      --inventory)
+        [[ -n "${2:-}" ]] || die "--inventory needs a file (a local mesh's mesh/inventory.json)" 2
+        LOCAL_MESH="$2"
+        shift
+        ;;
       *) parse_common_flag "$1" || die "unknown option: $1 (see --help)" 2 ;;
     esac
     shift
@@ -151,6 +162,14 @@ prepare_cluster() {
   fi
 }
 
+# local_mesh_running: the default inventory exists and its ingress answers (a stale one does not count).
+local_mesh_running() {
+  local ingress
+  [[ -f "$DEFAULT_INVENTORY" ]] || return 1
+  ingress="$(json_get 'd["ingress"]["url"]' <"$DEFAULT_INVENTORY")"
+  [[ -n "$ingress" ]] && curl -fsS -m 2 -o /dev/null "${ingress}/health" 2>/dev/null
+}
+
 main() {
   parse_args "$@"
   require_cmd python3 "install Python 3 (apt-get install python3 / brew install python)"
@@ -163,6 +182,11 @@ main() {
     prepare_cluster
     PY_ARGS+=(--mode cluster --mesh "$MESH" --namespace "$APP_NAMESPACE")
     [[ -z "$URL" ]] || PY_ARGS+=(--url "$URL" --access "given URL")
+  elif [[ -n "$LOCAL_MESH" ]] || { [[ -z "$URL" ]] && local_mesh_running; }; then
+    LOCAL_MESH="${LOCAL_MESH:-$DEFAULT_INVENTORY}"
+    say_step "quick-test: local mesh, from ${LOCAL_MESH}"
+    URL="${URL:-$DEFAULT_LOCAL_URL}"
+    PY_ARGS+=(--mode local --local-mesh "$LOCAL_MESH")
   else
     URL="${URL:-$DEFAULT_LOCAL_URL}"
     say_step "quick-test: local stack at ${URL}"

@@ -24,10 +24,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(ROOT / ".local"),
                         help="where the two Redis servers keep their append-only files and where the logs go "
                              "(default .local/)")
+    mesh = parser.add_argument_group(
+        "local mesh", "every instance behind its own real Envoy sidecar, configured from kubernetes/ and istio/ "
+        "(docs/local-mesh.md)")
+    mesh.add_argument("--mesh", choices=("istio",), help="run the shop on the local mesh")
+    mesh.add_argument("--scenario", metavar="FILE", help="with --mesh: apply this file (e.g. istio/scenarios/"
+                      "canary-50-50.yaml) on top of istio/ at start")
+    changes = mesh.add_mutually_exclusive_group()
+    changes.add_argument("--apply", metavar="FILE", help="to a running local mesh: kubectl apply -f FILE")
+    changes.add_argument("--delete", metavar="FILE", help="to a running local mesh: kubectl delete -f FILE")
+    changes.add_argument("--reset", action="store_true", help="to a running local mesh: back to istio/ as it is")
     args = parser.parse_args(argv)
     lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
     if lowest < 1024 or highest > 65535:
         parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 56435)")
+    if (args.scenario or args.apply or args.delete or args.reset) and not args.mesh:
+        parser.error("--scenario, --apply, --delete and --reset need --mesh istio")
+    if args.mesh and args.payment_version != "v1":
+        parser.error("--payment-version is for the stack without a mesh; under --mesh the routes split payment "
+                     "(apply istio/scenarios/canary-100-v2.yaml for v2 only)")
     return args
 
 
@@ -63,14 +78,36 @@ Try:
 Ctrl-C stops everything.""", flush=True)
 
 
+def change_running_mesh(args: argparse.Namespace) -> int:
+    from .mesh.runtime import apply_to_running
+
+    verb, path = ("apply", args.apply) if args.apply else ("delete", args.delete) if args.delete else ("reset", "")
+    try:
+        applied = apply_to_running(args.data_dir, verb, path)
+    except StackError as exc:
+        print(f"run-local: {exc}", file=sys.stderr)
+        return 1
+    for warning in applied.warnings:
+        print(f"warning: {warning}")
+    what = {"apply": f"applied {path}", "delete": f"deleted the objects of {path}", "reset": "back to istio/"}[verb]
+    if applied.changed:
+        print(f"{what}: taken by {', '.join(applied.changed)} within {applied.delivery_s:.2f} s")
+    else:
+        print(f"{what}: no proxy's configuration changed")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.apply or args.delete or args.reset:
+        return change_running_mesh(args)
+    if args.mesh:
+        from .mesh.cli import run_mesh
+
+        return run_mesh(args)
     stack = Stack(args.data_dir, ports="default", port_offset=args.port_offset, faults_enabled=not args.no_faults,
                   payment_version=args.payment_version, load=args.load)
-    stopping = threading.Event()
-    # SIGHUP too: closing the terminal must not leave Redis and the services running (they have sessions of their own).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stopping.set())
+    stopping = stop_on_signals()
     print("Starting Redis, payment's ledger and the services (logs in %s) ..." % stack.logs_dir, flush=True)
     try:
         stack.start()
@@ -78,6 +115,19 @@ def main(argv: list[str]) -> int:
         print(f"run-local: {exc}", file=sys.stderr)
         return 1
     print_urls(stack, args)
+    return supervise(stack, stopping)
+
+
+def stop_on_signals() -> threading.Event:
+    stopping = threading.Event()
+    # SIGHUP too: closing the terminal must not leave Redis and the services running (they have sessions of their own).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    return stopping
+
+
+def supervise(stack: Stack, stopping: threading.Event) -> int:
+    """Until Ctrl-C: a process that dies stops everything, with the log to read."""
     while not stopping.wait(0.5):
         for name, process in list(stack.processes.items()):
             if process.poll() is not None:

@@ -220,13 +220,19 @@ class Stack:
         self.start_redis(name)
 
     def wait_ready(self, timeout_s: float) -> None:
+        # The admin port: where the kubelet probes in the cluster.
+        self.wait_for({c.name: self.admin_urls[c.name] + "/ready" for c in COMPONENTS}, timeout_s)
+
+    def wait_for(self, pending: dict[str, str], timeout_s: float) -> None:
+        """Until every URL answers 200; a process of the same name that dies stops the wait with its log."""
         deadline = time.monotonic() + timeout_s
-        pending = {c.name for c in COMPONENTS}
+        pending = dict(pending)
         while pending:
             for name in sorted(pending):
-                self._check_alive(name)
-                if http_ok(self.admin_urls[name] + "/ready"):  # the port the kubelet probes in the cluster
-                    pending.discard(name)
+                if name in self.processes:
+                    self._check_alive(name)
+                if http_ok(pending[name]):
+                    pending.pop(name)
             if pending and time.monotonic() > deadline:
                 raise StackError(f"not ready after {timeout_s:g}s: {', '.join(sorted(pending))}; see the logs in "
                                  f"{self.logs_dir}")

@@ -191,3 +191,24 @@ def eventually(probe, timeout_s: float = 10.0, every_s: float = 0.1):
             return value
         assert time.monotonic() < deadline, f"still not true after {timeout_s:g} s: {probe.__doc__ or probe}"
         time.sleep(every_s)
+
+
+def start_run_local(*args: str, timeout_s: float = 90):
+    """./run-local.sh ARGS in a session of its own, once it printed that it is ready: (process, output lines so far,
+    still growing). The caller stops it with os.killpg(process.pid, SIGINT), as Ctrl-C in a terminal would."""
+    import subprocess
+    import threading
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([str(root / "run-local.sh"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()  # never blocks the test
+    deadline = time.monotonic() + timeout_s
+    while not any("Ctrl-C stops everything." in line for line in output) and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    return process, output

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-urls", type=parse_service_urls, default=None,
                         help="local mode: name=url,... of the services to probe directly")
     parser.add_argument("--mesh", choices=["istio", "linkerd", "none"], default="none")
+    parser.add_argument("--local-mesh", metavar="INVENTORY", default=None,
+                        help="the local mesh (./run-local.sh --mesh istio) described by this inventory.json")
     parser.add_argument("--access", default="given URL", help="how the gateway is reached (shown in the table)")
     parser.add_argument("--namespace", default=NAMESPACE)
     parser.add_argument("-n", "--samples", type=int, default=canary_samples_needed(),
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         checks = run_checks(args)
     seconds = round(time.monotonic() - started, 1)
     counts = Counter(c.status for c in checks)
+    if args.local_mesh:
+        mesh = "istio (local)"
     if args.json:
         print(json.dumps({
             "mode": args.mode, "url": args.url, "mesh": mesh, "samples": args.samples, "seconds": seconds,
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             "checks": [asdict(c) for c in checks],
         }, indent=2))
     else:
-        where = "local stack" if args.mode == "local" else f"cluster namespace {args.namespace}, mesh {mesh}"
+        where = ("local mesh (Envoy sidecars configured from istio/)" if args.local_mesh else "local stack"
+                 if args.mode == "local" else f"cluster namespace {args.namespace}, mesh {mesh}")
         header = f"quick-test: {where}, gateway {args.url} ({args.access}), {args.samples} samples"
         retries = fmt_counter(Counter(args.retries)) or "none"
         footer = (f"{counts[PASS]} PASS, {counts[FAIL]} FAIL, {counts[SKIP]} SKIP in {seconds} s; "

@@ -34,6 +34,8 @@ def default_service_urls(gateway_url: str) -> dict[str, str]:
 
 
 def run_checks(args: argparse.Namespace) -> list[Check]:
+    if args.local_mesh:
+        return run_local_mesh(args)
     mesh = args.mesh if args.mode == "cluster" and args.mesh != "none" else None
     shop = Shop(args.url)
     kube = Kube(args.kubectl, args.namespace)
@@ -104,6 +106,27 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
                     "--prometheus-url")
     checks.append(guarded("Prometheus targets",
                           lambda: check_prometheus_targets(app_prometheus, matchers, why_none, settle_s)))
+    args.retries = dict(shop.retries)
+    args.total_retries = sum(shop.retries.values())
+    return checks
+
+
+def run_local_mesh(args: argparse.Namespace) -> list[Check]:
+    """./run-local.sh --mesh istio: every mesh check for real, through the local Envoy sidecars."""
+    from .local_mesh import gateway_reachable, probe, run_local_mesh_checks
+
+    try:
+        inventory = probe.Inventory.load(args.local_mesh)
+    except (OSError, ValueError) as err:
+        args.retries, args.total_retries = {}, 0
+        return [Check("local mesh", FAIL, f"cannot read the inventory {args.local_mesh} ({err}): start the mesh with "
+                                          "./run-local.sh --mesh istio")]
+    args.url, args.access = inventory.gateway_url, f"the ingress Envoy of the local mesh ({args.local_mesh})"
+    if not gateway_reachable(inventory):
+        args.retries, args.total_retries = {}, 0
+        return [Check("local mesh", FAIL, f"the ingress at {inventory.gateway_url} does not answer: is "
+                                          "./run-local.sh --mesh istio running?")]
+    checks, shop = run_local_mesh_checks(inventory, args.samples)
     args.retries = dict(shop.retries)
     args.total_retries = sum(shop.retries.values())
     return checks

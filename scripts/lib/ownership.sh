@@ -120,7 +120,8 @@ lab_objects_left() {
 
 # foreign_custom_objects "EXCLUDED_NAMESPACES" CRD...: "kind/name (namespace ns)" of objects of those CRDs that are
 # not the lab's, outside the excluded namespaces (the lab's own and the mesh's own): someone else's configuration,
-# which deleting the CRDs would delete with them.
+# which deleting the CRDs would delete with them. Non-zero when kubectl fails (it prints what it could list, not
+# what it could not: a type this user may not list).
 foreign_custom_objects() {
   local excluded=" $1 " types
   shift
@@ -128,5 +129,5 @@ foreign_custom_objects() {
   types="$(IFS=,; printf '%s' "$*")"
   kube get "$types" -A -l "app.kubernetes.io/managed-by!=${LAB_NAME}" --no-headers \
     -o 'custom-columns=KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name' 2>/dev/null |
-    awk -v excluded="$excluded" 'index(excluded, " " $2 " ") == 0 { print $1 "/" $3 ($2 != "<none>" ? " (namespace " $2 ")" : "") }' || true
+    awk -v excluded="$excluded" 'index(excluded, " " $2 " ") == 0 { print $1 "/" $3 ($2 != "<none>" ? " (namespace " $2 ")" : "") }'
 }

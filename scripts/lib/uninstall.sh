@@ -14,9 +14,10 @@ _UNINSTALL_SH_LOADED=1
 
 PURGE_MESH=0
 
-# Own namespaces of a mesh's installation (never "users" of it).
+# Own namespaces of a mesh's installation (never "users" of it). jaeger-system is Linkerd's only when the plan
+# removes it too (the lab created it: linkerd_own_namespaces); someone else's meshed Jaeger uses Linkerd.
 ISTIO_OWN_NAMESPACES="istio-system"
-LINKERD_OWN_NAMESPACES="linkerd linkerd-viz linkerd-jaeger jaeger-system"
+LINKERD_OWN_NAMESPACES="linkerd linkerd-viz linkerd-jaeger"
 
 # ---------------------------------------------------------------------------------------------------------------
 # The plan: lines "remove|keep<TAB>what<TAB>why", printed before anything changes.
@@ -96,14 +97,19 @@ plan_namespaces() {
   done
 }
 
+# The "users" of a mesh decide whether it may go, so a listing that fails (a request timeout on a large cluster, a
+# type this user may not list) must not read as "nobody": unlisted WHAT stands in for whoever it may hide, and the
+# mesh is kept.
+unlisted() { printf '%s (could not be listed: kubectl failed)\n' "$1"; }
+
 # foreign_namespaces_with label|annotation KEY=VALUE "EXCLUDED": namespaces asking for a mesh that are not the
-# lab's app namespace nor one of EXCLUDED (the mesh's own). VALUE "*": any value.
+# lab's app namespace nor one of EXCLUDED (the mesh's own). VALUE "*": any value. Non-zero when kubectl fails.
 foreign_namespaces_with() {
   local how="$1" key="${2%%=*}" value="${2#*=}" excluded=" ${APP_NAMESPACE} $3 " ns current found
   if [[ "$how" == label ]]; then
-    found="$(kube get namespaces -l "$key" -o jsonpath="{range .items[*]}{.metadata.name}{\"\\t\"}{.metadata.labels.$(jsonpath_key "$key")}{\"\\n\"}{end}" 2>/dev/null || true)"
+    found="$(kube get namespaces -l "$key" -o jsonpath="{range .items[*]}{.metadata.name}{\"\\t\"}{.metadata.labels.$(jsonpath_key "$key")}{\"\\n\"}{end}" 2>/dev/null)" || return 1
   else
-    found="$(kube get namespaces -o jsonpath="{range .items[*]}{.metadata.name}{\"\\t\"}{.metadata.annotations.$(jsonpath_key "$key")}{\"\\n\"}{end}" 2>/dev/null || true)"
+    found="$(kube get namespaces -o jsonpath="{range .items[*]}{.metadata.name}{\"\\t\"}{.metadata.annotations.$(jsonpath_key "$key")}{\"\\n\"}{end}" 2>/dev/null)" || return 1
   fi
   while IFS=$'\t' read -r ns current; do
     [[ -n "$ns" && -n "$current" ]] || continue
@@ -113,13 +119,13 @@ foreign_namespaces_with() {
 }
 
 # meshed_pods_outside LABEL "EXCLUDED": "namespace/pod" of meshed pods (LABEL set by the injector) outside the
-# lab's app namespace and EXCLUDED.
+# lab's app namespace and EXCLUDED. Non-zero when kubectl fails.
 meshed_pods_outside() {
   local label="$1" excluded=" ${APP_NAMESPACE} $2 " ns pod
   kube get pods -A -l "$label" -o jsonpath='{range .items[*]}{.metadata.namespace}{"\t"}{.metadata.name}{"\n"}{end}' 2>/dev/null |
     while IFS=$'\t' read -r ns pod; do
-      [[ -n "$ns" && "$excluded" != *" ${ns} "* ]] && printf '%s/%s\n' "$ns" "$pod"
-    done || true
+      if [[ -n "$ns" && "$excluded" != *" ${ns} "* ]]; then printf '%s/%s\n' "$ns" "$pod"; fi
+    done
 }
 
 # plan_app KEEP_APP MESH_DIR WHAT_THE_OVERLAY_SETS_ON_THE_NAMESPACE: the app's part of the plan. With --keep-app only
@@ -167,12 +173,14 @@ ISTIO_ADDON_SELECTOR="${LAB_SELECTOR},${COMPONENT_LABEL_KEY}=istio-addons"
 # not the lab's.
 istio_users() {
   local crds
-  foreign_namespaces_with label istio-injection=enabled "$ISTIO_OWN_NAMESPACES" | sed 's|^|namespace/|; s|$| (istio-injection=enabled)|'
-  foreign_namespaces_with label 'istio.io/rev=*' "$ISTIO_OWN_NAMESPACES" | sed 's|^|namespace/|; s|$| (istio.io/rev)|'
-  meshed_pods_outside security.istio.io/tlsMode "$ISTIO_OWN_NAMESPACES" | sed 's|^|pod/|'
+  foreign_namespaces_with label istio-injection=enabled "$ISTIO_OWN_NAMESPACES" |
+    sed 's|^|namespace/|; s|$| (istio-injection=enabled)|' || unlisted "namespaces with istio-injection"
+  foreign_namespaces_with label 'istio.io/rev=*' "$ISTIO_OWN_NAMESPACES" | sed 's|^|namespace/|; s|$| (istio.io/rev)|' ||
+    unlisted "namespaces with istio.io/rev"
+  meshed_pods_outside security.istio.io/tlsMode "$ISTIO_OWN_NAMESPACES" | sed 's|^|pod/|' || unlisted "meshed pods"
   crds="$(istio_crds)"
   # shellcheck disable=SC2086  # one CRD name per word
-  [[ -z "$crds" ]] || foreign_custom_objects "$APP_NAMESPACE $ISTIO_OWN_NAMESPACES" $crds
+  [[ -z "$crds" ]] || foreign_custom_objects "$APP_NAMESPACE $ISTIO_OWN_NAMESPACES" $crds || unlisted "Istio configuration"
 }
 
 plan_istio() {
@@ -226,13 +234,20 @@ istio_leftovers() {
 # ---------------------------------------------------------------------------------------------------------------
 GATEWAY_API_KINDS_PATTERN='\.gateway\.networking\.k8s\.io$'
 
+# linkerd_own_namespaces: LINKERD_OWN_NAMESPACES, and jaeger-system when the plan removes it (REMOVE_JAEGER).
+linkerd_own_namespaces() {
+  printf '%s%s\n' "$LINKERD_OWN_NAMESPACES" "$( ((${REMOVE_JAEGER:-0})) && printf ' %s' "$JAEGER_NAMESPACE")"
+}
+
 linkerd_users() {
-  local crds
-  foreign_namespaces_with annotation linkerd.io/inject=enabled "$LINKERD_OWN_NAMESPACES" | sed 's|^|namespace/|; s|$| (linkerd.io/inject=enabled)|'
-  meshed_pods_outside linkerd.io/control-plane-ns "$LINKERD_OWN_NAMESPACES" | sed 's|^|pod/|'
+  local crds own
+  own="$(linkerd_own_namespaces)"
+  foreign_namespaces_with annotation linkerd.io/inject=enabled "$own" |
+    sed 's|^|namespace/|; s|$| (linkerd.io/inject=enabled)|' || unlisted "namespaces with linkerd.io/inject"
+  meshed_pods_outside linkerd.io/control-plane-ns "$own" | sed 's|^|pod/|' || unlisted "meshed pods"
   crds="$(linkerd_crds)"
   # shellcheck disable=SC2086
-  [[ -z "$crds" ]] || foreign_custom_objects "$APP_NAMESPACE $LINKERD_OWN_NAMESPACES" $crds
+  [[ -z "$crds" ]] || foreign_custom_objects "$APP_NAMESPACE $own" $crds || unlisted "Linkerd configuration"
 }
 
 plan_linkerd() {
@@ -260,7 +275,8 @@ plan_linkerd() {
     return 0
   fi
   # shellcheck disable=SC2086
-  foreign_routes="$(foreign_custom_objects "$APP_NAMESPACE $LINKERD_OWN_NAMESPACES" $gateway_crds | sort -u)"
+  foreign_routes="$({ foreign_custom_objects "$APP_NAMESPACE $(linkerd_own_namespaces)" $gateway_crds ||
+    unlisted "Gateway API objects"; } | sort -u)"
   if [[ -n "$foreign_routes" ]]; then
     plan keep "the Gateway API CRDs (installed by the lab)" "in use by: $(tr '\n' ' ' <<<"$foreign_routes" | sed 's/ $//')"
   elif ((REMOVE_CONTROL_PLANE == 0)) && linkerd_present; then

@@ -26,6 +26,16 @@ STAND_INS = ("kubectl", "istioctl", "linkerd", "docker", "kind", "helm", "k3d")
 SYSTEM_TOOLS = ("bash", "env", "grep", "awk", "sed", "sort", "tr", "head", "cut", "mktemp", "dirname", "basename",
                 "uname", "curl", "tar", "gzip", "install", "sha256sum", "shasum", "base64", "cat", "rm", "mkdir", "mv",
                 "chmod", "date", "sleep", "wc", "ls", "cp", "tail", "printf", "python3", "find")
+
+
+def system_tool(name: str) -> str | None:
+    """The real program behind NAME. python3 is this interpreter's own binary: the python3 on PATH may be a shim
+    (pyenv's, a shell script that needs pyenv on PATH) that cannot run on the scripts' bare PATH."""
+    if name == "python3":
+        return str(Path(sys.executable).resolve())
+    return shutil.which(name)
+
+
 # The real kubectl renders kustomizations for the stand-in (offline); see fakecluster.real_kustomize.
 REAL_KUBECTL = shutil.which("kubectl")
 
@@ -61,7 +71,7 @@ class StandInCluster:
             if tool not in without:
                 (self.bin / tool).symlink_to(FAKES / "stand-in")
         for tool in SYSTEM_TOOLS:
-            found = shutil.which(tool)
+            found = system_tool(tool)
             if found and not (self.bin / tool).exists():
                 (self.bin / tool).symlink_to(found)
         self._write_downloads()

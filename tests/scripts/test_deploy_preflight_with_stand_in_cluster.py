@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stand_in_cluster import StandInCluster, error_lines, needs_real_kubectl, snapshot  # noqa: E402
@@ -120,3 +121,71 @@ def test_stand_in_gateway_api_v1_5_refuses_older_crds_like_its_admission_policy(
     downgrade = cluster.tool("kubectl", "apply", "-f", str(cluster.write_gateway_api("v1.2.1")))
     assert downgrade.returncode == 1
     assert "Installing CRDs with version before v1.5.0 is prohibited by default" in downgrade.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Objects that are not the lab's: the preflight stops before anything changes, and --dry-run stops there too
+# ---------------------------------------------------------------------------------------------------------------
+def apply(cluster: StandInCluster, *objects: dict) -> None:
+    result = cluster.tool("kubectl", "apply", "-f", "-", stdin=yaml.safe_dump_all(list(objects)))
+    assert result.returncode == 0, result.stderr
+
+
+def the_only_error(result) -> str:
+    lines = error_lines(result)
+    assert result.returncode != 0 and len(lines) == 1, result.stdout + result.stderr
+    return lines[0]
+
+
+def test_someone_elses_mesh_wide_telemetry_stops_deploy_istio_and_its_dry_run_before_any_change_with_stand_in_cluster(
+        tmp_path):
+    """Telemetry/mesh-default in the root namespace is the mesh-wide Telemetry of Istio's docs (istio.io, tasks/
+    observability/telemetry-api). On an Istio the lab did not install it is the platform team's: applying istio/ would
+    replace its spec, label it as the lab's, and uninstall-istio.sh would then delete it."""
+    cluster = StandInCluster(tmp_path)
+    assert cluster.tool("istioctl", "install", "--set", "profile=demo", "-y").returncode == 0  # someone else's Istio
+    apply(cluster, {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                    "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+                    "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]}})
+    before = snapshot(cluster)
+    cluster.clear_calls()
+    for args in (["--dry-run"], ["--yes", NO_QUICK_TEST]):
+        error = the_only_error(cluster.run("deploy-istio.sh", *args))
+        assert error == ("error: istio/ would change objects that are not the lab's: Telemetry/mesh-default (namespace "
+                         "istio-system): remove or rename them first, or use another cluster"), args
+    assert snapshot(cluster) == before and cluster.mutating_calls() == []
+
+
+@pytest.mark.parametrize("script", ["deploy-istio.sh", "deploy-linkerd.sh"])
+def test_a_dry_run_stops_where_the_deploy_would_stop_on_objects_that_are_not_the_labs_with_stand_in_cluster(tmp_path,
+                                                                                                          script):
+    cluster = StandInCluster(tmp_path)
+    apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
+          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "grafana", "namespace": "monitoring"},
+           "spec": {"ports": [{"port": 80}]}})
+    dry, real = cluster.run(script, "--dry-run"), cluster.run(script, "--yes", NO_QUICK_TEST)
+    assert the_only_error(dry) == the_only_error(real)
+    assert "monitoring/ would change objects that are not the lab's: Service/grafana (namespace monitoring)" \
+        in the_only_error(dry)
+
+
+@pytest.mark.parametrize("script", ["deploy-istio.sh", "deploy-linkerd.sh"])
+def test_an_app_namespace_that_is_not_the_labs_stops_the_deploy_before_the_mesh_is_installed_with_stand_in_cluster(
+        tmp_path, script):
+    cluster = StandInCluster(tmp_path)
+    apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "e-commerce"}})
+    before = snapshot(cluster)
+    cluster.clear_calls()
+    for args in (["--dry-run"], ["--yes", NO_QUICK_TEST]):
+        assert the_only_error(cluster.run(script, *args)).startswith(
+            "error: namespace e-commerce exists and is not the lab's"), args
+    assert snapshot(cluster) == before and cluster.mutating_calls() == []
+
+
+def test_the_dry_run_on_someone_elses_istio_says_it_is_used_as_it_is_like_the_deploy_with_stand_in_cluster(tmp_path):
+    cluster = StandInCluster(tmp_path)
+    assert cluster.tool("istioctl", "install", "--set", "profile=demo", "-y").returncode == 0
+    dry = cluster.run("deploy-istio.sh", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "Istio is installed already, not by the lab" in dry.stderr
+    assert "istioctl install" not in dry.stdout  # what the real run does not do either

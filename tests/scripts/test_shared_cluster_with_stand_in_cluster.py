@@ -301,3 +301,71 @@ def test_a_cluster_deployed_by_an_older_lab_release_deploys_again_with_stand_in_
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert "keep:   namespace e-commerce (not created by the lab" in removed.stdout
     assert not cluster.objects("Deployment", APP)  # the lab's objects went, by their labels
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Someone else's Jaeger in jaeger-system; users of a mesh that cannot be listed
+# ---------------------------------------------------------------------------------------------------------------
+def test_someone_elses_jaeger_is_used_as_it_is_and_keeps_linkerd_in_place_with_stand_in_cluster(tmp_path):
+    """jaeger-system with release "jaeger" is exactly what Linkerd's distributed tracing task installs: `helm upgrade
+    --install jaeger` over it would reset their values to ours, and a restart would cycle their pods; being meshed,
+    it uses Linkerd, so uninstall must keep Linkerd for it."""
+    cluster = StandInCluster(tmp_path / "cluster")
+    apply(cluster, namespace("jaeger-system", annotations={"linkerd.io/inject": "enabled"}))
+    theirs = fakecluster.workload("jaeger", "jaeger-system", {"app.kubernetes.io/managed-by": "Helm"})
+    theirs["spec"]["template"]["spec"]["containers"][0]["image"] = "jaegertracing/jaeger:2.1.0"
+    apply(cluster, theirs)
+    result = cluster.run("deploy-linkerd.sh", "--yes", NO_QUICK_TEST, "--with-jaeger")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "namespace jaeger-system is not the lab's: its Jaeger is used as it is" in result.stderr
+    jaeger = next(d for d in cluster.objects("Deployment", "jaeger-system") if d["metadata"]["name"] == "jaeger")
+    assert jaeger["spec"]["template"] == theirs["spec"]["template"]  # neither upgraded nor restarted
+    assert not [c for c in cluster.calls() if c["tool"] == "helm" and c["args"][:1] == ["upgrade"]]
+    assert "service-mesh-lab.io/created-by" not in cluster.namespace("jaeger-system")["metadata"]["annotations"]
+
+    removed = cluster.run("uninstall-linkerd.sh", "--yes")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "keep:   namespace jaeger-system (not created by the lab)" in removed.stdout
+    kept = next(line for line in removed.stdout.splitlines() if line.startswith("    keep:   Linkerd's control plane"))
+    assert "namespace/jaeger-system (linkerd.io/inject=enabled)" in kept, kept
+    assert "jaeger" in cluster.names("Deployment", "jaeger-system") and "linkerd" in cluster.names("Namespace")
+
+
+def test_stand_in_kubectl_get_prints_the_types_it_may_list_and_fails_for_the_others_like_kubectl(tmp_path):
+    """kubectl pkg/cmd/get/get.go: the builder runs ContinueOnError; what it found is printed, the errors returned."""
+    cluster = StandInCluster(tmp_path / "cluster")
+    apply(cluster, namespace("team-a"), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "orders",
+                                                                                             "namespace": "team-a"}})
+    cluster.update(forbidden=["pods"])
+    both = cluster.tool("kubectl", "get", "pods,services", "-A", "-o", "name")
+    assert both.returncode == 1 and both.stdout == "service/orders\n" and "Forbidden" in both.stderr
+    unmapped = cluster.tool("kubectl", "get", "-f", "-", "--ignore-not-found", "-o", "name", stdin=yaml.safe_dump_all([
+        {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry", "metadata": {"name": "t", "namespace": "team-a"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "orders", "namespace": "team-a"}}]))
+    assert unmapped.returncode == 1 and unmapped.stdout == "service/orders\n" and "no matches for kind" in unmapped.stderr
+
+
+@pytest.mark.parametrize("mesh", ["istio", "linkerd"])
+def test_a_mesh_whose_users_cannot_be_listed_is_kept_not_removed_on_a_guess_with_stand_in_cluster(tmp_path, mesh,
+                                                                                                  deployed):
+    """A listing that fails (here configuration this user may not list cluster-wide; a request timeout on a large
+    cluster fails the same way) must not read as "nobody else uses the mesh": its CRDs would go, and every object of
+    them with them, such as this team's routing in a namespace that asks for no injection."""
+    cluster = deployed(tmp_path, mesh)
+    if mesh == "istio":
+        theirs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                  "metadata": {"name": "edge", "namespace": "team-edge"}, "spec": {"hosts": ["shop.example.com"]}}
+        plural = "virtualservices"
+    else:
+        theirs = {"apiVersion": "policy.linkerd.io/v1beta3", "kind": "Server",
+                  "metadata": {"name": "edge", "namespace": "team-edge"}, "spec": {"port": "http"}}
+        plural = "servers"
+    apply(cluster, namespace("team-edge"), theirs)
+    cluster.update(forbidden=[plural])
+    result = cluster.run(f"uninstall-{mesh}.sh", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = next(line for line in result.stdout.splitlines()
+                if line.startswith(f"    keep:   {mesh.capitalize()}'s control plane"))
+    assert "configuration (could not be listed: kubectl failed)" in kept, kept
+    assert "edge" in cluster.names(theirs["kind"], "team-edge")
+    assert APP not in cluster.names("Namespace")  # the lab's own part goes as planned

@@ -660,11 +660,17 @@ def custom_columns(spec: str, objects: list[dict], headers: bool) -> str:
 
 
 def kubectl_get_files(state: dict, flags: dict, stdin_text: str | None) -> int:
-    """`kubectl get -f FILE`: the objects of the file as they are in the cluster (absent ones: NotFound)."""
-    found, missing = [], []
+    """`kubectl get -f FILE`: the objects of the file as they are in the cluster (absent ones: NotFound). Like kubectl
+    (pkg/cmd/get/get.go: ContinueOnError, then the found objects are printed and the errors returned), an object
+    whose kind the server does not know is an error that does not hide the others."""
+    found, missing, unmapped = [], [], []
     for source in flags.get("-f", []):
         for doc in documents_from(source, stdin_text):
-            rtype = type_of_document(state, doc)
+            try:
+                rtype = type_of_document(state, doc)
+            except Fail as failure:
+                unmapped.append(str(failure))
+                continue
             name = doc["metadata"]["name"]
             obj = find(state, rtype.kind, name, namespace_for(rtype, flags, doc["metadata"].get("namespace")), rtype.group)
             if obj:
@@ -679,8 +685,9 @@ def kubectl_get_files(state: dict, flags: dict, stdin_text: str | None) -> int:
             print(f'{type_of_document(state, obj).name_prefix()}/{obj["metadata"]["name"]}')
     else:
         print(json.dumps({"kind": "List", "items": [public(o) for o in found]}, indent=2))
-    if missing and not bool_flag(flags, "--ignore-not-found"):
-        print("\n".join(missing), file=sys.stderr)
+    errors = unmapped + ([] if bool_flag(flags, "--ignore-not-found") else missing)
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
         return 1
     return 0
 
@@ -696,10 +703,14 @@ def kubectl_get(state: dict, positional: list[str], flags: dict, stdin_text: str
     if wanted[0][0].kind == "Event":
         return kubectl_events(state, flags)
     single = len(wanted) == 1 and len(wanted[0][1]) == 1
-    for rtype, _ in wanted:
-        if rtype.plural in state.get("forbidden", []):
-            raise Fail(f'Error from server (Forbidden): {rtype.plural} is forbidden: User "learner" cannot list '
-                       f'resource "{rtype.plural}" in API group "{rtype.group}" at the cluster scope')
+    # A type the user may not list is an error that does not hide the other types (kubectl pkg/cmd/get/get.go:
+    # ContinueOnError; what was found is printed, then the errors are returned).
+    forbidden = [rtype for rtype, _ in wanted if rtype.plural in state.get("forbidden", [])]
+    denied = [f'Error from server (Forbidden): {rtype.plural} is forbidden: User "learner" cannot list resource '
+              f'"{rtype.plural}" in API group "{rtype.group}" at the cluster scope' for rtype in forbidden]
+    wanted = [(rtype, names) for rtype, names in wanted if rtype not in forbidden]
+    if denied and not wanted:
+        raise Fail("\n".join(denied))
     for rtype, names in wanted:
         candidates = listed(state, rtype, flags)
         if names:
@@ -732,8 +743,9 @@ def kubectl_get(state: dict, positional: list[str], flags: dict, stdin_text: str
                 print(obj["metadata"]["name"])
         elif not missing:
             print("No resources found", file=sys.stderr)
-    if missing and not ignore:
-        print("\n".join(missing), file=sys.stderr)
+    errors = denied + ([] if ignore else missing)
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
         return 1
     return 0
 

@@ -33,9 +33,14 @@ ISTIO_ADDED_P90_MS = 2.65
 # linkerd.io/2021/11/29/linkerd-vs-istio-benchmarks-2021 (Buoyant, Kinvolk's service-mesh-benchmark harness; Linkerd
 # 2.11.1 default install vs Istio 1.12.0 "minimal"): at 2,000 RPS the median latency added by the mesh was 6 ms
 # (Linkerd) and 17 ms (Istio), the largest proxy memory 26.3 MB and 156.2 MB, the largest proxy CPU time 36 ms and
-# 67 ms. Measured from the client with wrk2 (coordinated omission corrected), 10 min runs, on bare-metal nodes.
+# 67 ms. Latency measured from the client's side by the harness, several 10-minute runs per mesh and rate, on
+# bare-metal nodes (24 cores each), the load generator on a node of its own.
 LINKERD_ADDED_P50_MS = {"linkerd2-proxy": 6, "Istio's Envoy": 17}
 LINKERD_PROXY_MB = {"linkerd2-proxy": 26.3, "Istio's Envoy": 156.2}
+# linkerd.io/2025/04/24/linkerd-benchmarks (a Linkerd ambassador's rerun: wrk2 against emojivoto on 3 GKE
+# e2-standard-8 nodes, north-south traffic, 100 connections, 5 runs with the 2 worst discarded): at 2000 RPS
+# Linkerd's p99 was 163 ms below sidecar Istio's and 11.2 ms below Istio ambient's. It states differences only.
+LINKERD_2025_P99_LEAD_MS = {"Istio sidecars": 163, "Istio ambient": 11.2}
 TARGET_RSS_MB = 60
 # Proxy pairs on the mesh path of GET /api/products: ingress -> gateway's sidecar, gateway's sidecar -> catalog's.
 HOPS = 2
@@ -159,6 +164,8 @@ def compare_to_published(results: dict[str, list[Run]], memory: dict[str, dict])
           + ", ".join(f"{k} {v} ms" for k, v in LINKERD_ADDED_P50_MS.items()) + "; largest proxy memory "
           + ", ".join(f"{k} {v} MB" for k, v in LINKERD_PROXY_MB.items())
           + ". Not comparable with the lines above: that is linkerd2-proxy, which does not run here.")
+    print("  Linkerd's 2025 rerun (2000 RPS, p99): linkerd2-proxy "
+          + ", ".join(f"{v} ms below {k}" for k, v in LINKERD_2025_P99_LEAD_MS.items()) + ".")
     print("\nTargets:")
     for label, by_proxy in memory.items():
         worst = max((m[0] for m in by_proxy.values()), default=0.0)
@@ -215,7 +222,7 @@ def main() -> int:
     compare_to_published(results, memory)
     print("\nMethod differences: Istio measures 1 KB payloads at 1000 req/s on large nodes with 2 worker threads per "
           "proxy, its stats and telemetry filters on, client and server on separate machines; Linkerd's comparison "
-          "ran Kinvolk's harness (an HTTP and gRPC microservice app, wrk2, 10 min per run) on bare-metal nodes. Here: "
+          "ran Kinvolk's harness (an HTTP and gRPC microservice app, 10 min per run) on bare-metal nodes, its 2025 rerun wrk2 against emojivoto on GKE. Here: "
           "one 2-core machine shared by hey, Python apps and every Envoy (1 worker thread each), no Istio stats "
           "filter, JSON access logs on, ~3 KB responses, so the figures include CPU contention between the "
           "processes; both mesh columns are Envoy.")

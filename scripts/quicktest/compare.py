@@ -127,7 +127,7 @@ def render_markdown(results: dict, command: str) -> str:
         return text.replace("|", "\\|")
 
     lines = [BEGIN, "", f"Regenerate with `{command}` (it starts each local mesh in turn; about "
-                        f"{sum(r.get('seconds', 0) for r in results.values()) / 60 + 1:.0f} minutes here). "
+                        f"{sum(results.get(m, {}).get('seconds', 0) for m in MESHES) / 60 + 1:.0f} minutes here). "
                         f"{results.get('_when', '')}", "",
              "| behaviour | Istio (local) | Linkerd's intents (local, enforced by Envoy) | configured by |",
              "|---|---|---|---|"]

@@ -70,7 +70,7 @@ def test_the_side_by_side_table_says_what_it_measured(report, tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
     from quicktest import compare
 
-    results = {"linkerd": json.loads(report.stdout)}
+    results = {"_when": "Measured today.", "linkerd": json.loads(report.stdout)}  # run_compare's shape
     rows = {label: (istio, linkerd, files) for label, istio, linkerd, files in compare.table_rows(results)}
     assert len(rows) == 8
     istio, linkerd, files = rows["v2's share when v2 is sick"]
@@ -82,6 +82,7 @@ def test_the_side_by_side_table_says_what_it_measured(report, tmp_path):
     text = page.read_text()
     assert text.startswith("# title\nbefore\n") and text.endswith("\nafter\n") and "old" not in text
     assert "| v2's share when v2 is sick | not run | PASS: 0 of" in text
+    assert "Measured today." in text
 
 
 def test_compare_dry_run_says_what_it_would_start():

@@ -26,7 +26,7 @@ from __future__ import annotations
 from tools.manifestcheck.model import Document, as_dict, as_list, dig
 
 from ..intent import AuthzPolicy, AuthzRule, InboundPort, InboundRoute, MeshIntent, Origin, Peer, RequestMatch, StringMatch
-from ..manifests import NAMESPACE, Reader
+from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Instance
 from .common import ALL_NETWORKS, CLUSTER_NETWORKS, identity, identity_match, namespace_identities, ranked, request_matches
 from .outbound import DEFAULT_OPAQUE_PORTS
@@ -214,7 +214,11 @@ class Inbound:
         spec = reader.only(server.spec, "spec", {"podSelector", "port", "proxyProtocol", "accessPolicy"})
         allowed = self.targeting("Server", server.name) + self.targeting("Namespace", "")
         if spec.get("accessPolicy"):
-            allowed += default_authz(str(spec["accessPolicy"]))
+            access = str(spec["accessPolicy"])
+            if access not in DEFAULT_POLICIES:  # the admission webhook refuses it: "Invalid 'accessPolicy' field"
+                raise MeshConfigError(f"{reader.where('spec.accessPolicy')}: {access!r} is not one of "
+                                      f"{', '.join(DEFAULT_POLICIES)}")
+            allowed += default_authz(access)
         protocol = str(spec.get("proxyProtocol", "unknown"))
         if protocol in ("opaque", "TLS") or (protocol == "unknown" and instance.protocol == "tcp"):
             return InboundPort(port[1], "tcp", "PERMISSIVE", allow=allowed)

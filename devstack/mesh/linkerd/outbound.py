@@ -26,7 +26,7 @@ from ..intent import (AVAILABLE, Backend, BackendSet, ConnectionLimits, Ejection
                       ServiceTraffic)
 from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Topology
-from .common import ranked, request_matches, seconds
+from .common import ranked, ratio, request_matches, seconds, whole
 
 RETRY_BODY_LIMIT = 64 * 1024  # convert_retry: max_request_bytes
 # linkerd2-proxy's HTTP/1 connection pools, inbound and outbound, close an idle connection after 3 s
@@ -60,14 +60,15 @@ def check_annotations(reader: Reader, notes: dict[str, str]) -> None:
             reader.warn(f"metadata.annotations.{name}", "ignored: not reproduced by the local mesh (docs/local-mesh.md)")
 
 
-def opaque_ports(service: Document) -> set[int]:
+def opaque_ports(reader: Reader, service: Document) -> set[int]:
     text = annotations(service).get("config.linkerd.io/opaque-ports")
     if text is None:
         return set(DEFAULT_OPAQUE_PORTS)
+    where = reader.where("metadata.annotations.config.linkerd.io/opaque-ports")
     ports: set[int] = set()
     for part in (p.strip() for p in text.split(",") if p.strip()):
         low, _, high = part.partition("-")
-        ports.update(range(int(low), int(high or low) + 1))
+        ports.update(range(whole(low, where, 1, 65535), whole(high or low, where, 1, 65535) + 1))
     return ports
 
 
@@ -95,7 +96,7 @@ def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
 def retry_of(reader: Reader, notes: dict[str, str]) -> Retry | None:
     """parse_http_retry and convert_retry; None when no retry annotation is set."""
     where = "metadata.annotations."
-    limit = int(notes.get("retry.linkerd.io/limit", "0") or 0)
+    limit = whole(notes.get("retry.linkerd.io/limit", "0"), reader.where(where + "retry.linkerd.io/limit"), 0, 65535)
     timeout = seconds(notes["retry.linkerd.io/timeout"], reader.where(where + "retry.linkerd.io/timeout")) \
         if "retry.linkerd.io/timeout" in notes else 0.0
     codes = status_codes(reader, notes["retry.linkerd.io/http"], where + "retry.linkerd.io/http") \
@@ -129,10 +130,10 @@ def accrual_of(reader: Reader, notes: dict[str, str]) -> Ejection | None:
     def get(suffix: str, default: str) -> str:
         return notes.get(f"{ACCRUAL}-consecutive-{suffix}", default)
 
-    max_failures = int(get("max-failures", "7"))
+    max_failures = whole(get("max-failures", "7"), reader.where(where + "-consecutive-max-failures"))
     low = seconds(get("min-penalty", "1s"), reader.where(where + "-consecutive-min-penalty"))
     high = seconds(get("max-penalty", "1m"), reader.where(where + "-consecutive-max-penalty"))
-    jitter = float(get("jitter-ratio", "0.5"))
+    jitter = ratio(get("jitter-ratio", "0.5"), reader.where(where + "-consecutive-jitter-ratio"))
     if low > high or high <= 0 or not 0 <= jitter <= 100:
         raise MeshConfigError(f"{reader.where(where)}: min-penalty must not exceed max-penalty, max-penalty must "
                               "not be zero and the jitter ratio must be 0 to 100 (Linkerd ignores this accrual)")
@@ -171,9 +172,9 @@ def backend_refs(reader: Reader, rule: dict, where: str, services: dict[str, Doc
                                   "applied file (Linkerd answers 500 'Service not found' for its share); apply it first")
         if not ref.get("port"):
             raise MeshConfigError(f"{reader.where(at)}: a Service backend needs a port (Linkerd answers 500 for it)")
-        weight = int(ref.get("weight", 1))
+        weight = whole(ref.get("weight", 1), reader.where(f"{at}.weight"), 0, 1000000)
         if weight > 0:
-            out.append(Backend(name, int(ref["port"]), None, weight))
+            out.append(Backend(name, whole(ref["port"], reader.where(f"{at}.port"), 1, 65535), None, weight))
     if not out:
         raise MeshConfigError(f"{reader.where(where)}: every backend has weight 0, so no request can be routed")
     return out
@@ -224,7 +225,7 @@ def service_traffic(services: dict[str, Document], routes: list[Document], topol
     for name, doc in services.items():
         reader = Reader(doc, intent)
         check_annotations(reader, annotations(doc))
-        opaque = opaque_ports(doc)
+        opaque = opaque_ports(reader, doc)
         for raw in as_list(doc.spec.get("ports")):
             port = int(as_dict(raw)["port"])
             intent.backend_sets[(name, port)] = [BackendSet(name, port, limits=POOL,

@@ -231,6 +231,37 @@ def test_a_duration_linkerd_refuses_is_refused(layout, tmp_path):
         generate(layout, [("apply", scenario_file(tmp_path, [route]))])
 
 
+NOT_NUMBERS = [  # (file, kind, name, where the bad value goes, the field the refusal names)
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "balancer.linkerd.io/failure-accrual-consecutive-max-failures"), "five",
+     "failure-accrual-consecutive-max-failures"),
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio"), "half",
+     "failure-accrual-consecutive-jitter-ratio"),
+    ("linkerd/routes.yaml", "HTTPRoute", "catalog-service-reads", ("metadata", "annotations", "retry.linkerd.io/limit"),
+     "-1", "retry.linkerd.io/limit"),  # parse::<u16>
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "config.linkerd.io/opaque-ports"), "redis", "config.linkerd.io/opaque-ports"),
+    ("linkerd/authorization.yaml", "Server", "payment-service-http", ("spec", "accessPolicy"), "allow-all",
+     "spec.accessPolicy"),
+]
+
+
+@pytest.mark.parametrize("file,kind,name,path,value,field", NOT_NUMBERS, ids=[n[-1] for n in NOT_NUMBERS])
+def test_a_value_linkerd_cannot_parse_is_refused_with_its_field(layout, tmp_path, file, kind, name, path, value, field):
+    """Refused with the file, resource and field (MeshConfigError, which ./run-local.sh prints as one line), not
+    a ValueError or KeyError out of int(), float() or a table."""
+    doc = overlay_doc(file, kind, name)
+    if kind == "Service" and "spec" not in doc:  # a patch: the base object with the patch's annotations
+        doc = {**overlay_doc(f"kubernetes/{name}.yaml", kind, name), "metadata": doc["metadata"]}
+    node = doc
+    for step in path[:-1]:
+        node = node.setdefault(step, {})
+    node[path[-1]] = value
+    with pytest.raises(MeshConfigError, match=rf"{kind}/{name} .*{field}: {value!r} is not"):
+        generate(layout, [("apply", scenario_file(tmp_path, [doc]))])
+
+
 def test_the_circuit_breaker_scenario_replaces_catalogs_accrual(layout):
     generated = generate(layout, [("apply", "linkerd/scenarios/circuit-breaker.yaml")])
     detection = cluster_of(generated, "api-gateway-1", "outbound|5001||catalog-service.e-commerce.svc.cluster.local")

@@ -11,6 +11,7 @@ import yaml
 from cryptography import x509
 
 from devstack.mesh import control
+from devstack.mesh.intent import StringMatch
 from devstack.mesh.manifests import MeshConfigError
 from devstack.mesh.runtime import find_envoy
 
@@ -229,6 +230,41 @@ def test_a_duration_linkerd_refuses_is_refused(layout, tmp_path):
     route["metadata"]["annotations"]["timeout.linkerd.io/request"] = "1.5s"  # parse_duration: no fractions
     with pytest.raises(MeshConfigError, match="not a duration Linkerd accepts"):
         generate(layout, [("apply", scenario_file(tmp_path, [route]))])
+
+
+def payment_callers(generated) -> list:
+    """The peers payment-service-api lets in on payment v1 (its AuthorizationPolicy payment-service-callers)."""
+    route = next(r for r in generated.intent.inbound["payment-service-v1-1"][0].routes if r.name == "payment-service-api")
+    return [peer for policy in route.allow if policy.name == "payment-service-callers"
+            for rule in policy.rules for peer in rule.peers]
+
+
+def test_a_star_among_identities_takes_every_meshed_client(layout, tmp_path):
+    """IdentityMatch `*` is Suffix([]): every meshed client, whatever else the list names (not only the others)."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identities": ["*", "cart-service.e-commerce.serviceaccount.identity.linkerd.cluster.local"]}
+    [peer] = payment_callers(generate(layout, [("apply", scenario_file(tmp_path, [callers]))]))
+    assert peer.authenticated and peer.principals == ()
+
+
+def test_a_service_account_ref_named_star_is_one_exact_identity(layout, tmp_path):
+    """meshtls_authentication.rs: an identityRef ServiceAccount is service_account_identity(ns, name), an Exact
+    match, even for `*` (it matches no client); only `identities: ["*"]` means every meshed client."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identityRefs": [{"kind": "ServiceAccount", "name": "*"}]}
+    [peer] = payment_callers(generate(layout, [("apply", scenario_file(tmp_path, [callers]))]))
+    assert peer.principals == (StringMatch("exact", "*.e-commerce.serviceaccount.identity.linkerd.cluster.local"),)
+
+
+def test_a_meshtls_authentication_linkerd_refuses_leaves_its_policy_out(layout, tmp_path):
+    """No identities at all ("No identities configured"): Linkerd ignores the resource and so the policy that
+    names it; nobody gets in through that policy (not: every meshed client)."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identities": []}
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [callers]))])
+    assert payment_callers(generated) == []
+    assert any("MeshTLSAuthentication/payment-service-callers spec: no identities configured" in str(w)
+               for w in generated.intent.warnings)
 
 
 NOT_NUMBERS = [  # (file, kind, name, where the bad value goes, the field the refusal names)

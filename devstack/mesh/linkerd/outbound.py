@@ -72,6 +72,14 @@ def opaque_ports(reader: Reader, service: Document) -> set[int]:
     return ports
 
 
+def opaque_port(raw: dict, port: int, opaque: set[int]) -> bool:
+    """A port's appProtocol wins over the opaque-ports list (outbound/index.rs: "appProtocol set on service port,
+    ignoring opaque port setting"); core/src/outbound.rs AppProtocol: `http` and `kubernetes.io/h2c` are HTTP,
+    every other value (`tcp`, `linkerd.io/opaque`, `grpc`, ...) is opaque."""
+    app = str(raw.get("appProtocol") or "").lower()
+    return app not in ("http", "kubernetes.io/h2c") if app else port in opaque
+
+
 # -- retries, timeouts, failure accrual -----------------------------------------------------------------------------
 def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
     codes: set[int] = set()
@@ -230,7 +238,7 @@ def service_traffic(services: dict[str, Document], routes: list[Document], topol
             port = int(as_dict(raw)["port"])
             intent.backend_sets[(name, port)] = [BackendSet(name, port, limits=POOL,
                                                             ejection=accrual_of(reader, annotations(doc)))]
-            if port in opaque:
+            if opaque_port(as_dict(raw), port, opaque):
                 intent.traffic[(name, port)] = ServiceTraffic(name, port, "tcp", [], AVAILABLE)
                 continue
             attached = [(r, order) for order, r in enumerate(routes) if parents_of(r, name, port)]

@@ -317,3 +317,16 @@ def test_the_fault_injection_scenario_deploys_its_workload_and_routes_one_user_t
     assert first["route"]["cluster"] == f"outbound|5003|payment-fault=1|{PAYMENT}"
     assert first["match"]["headers"] == [{"name": "x-user", "string_match": {"exact": "fault-demo"}},
                                          {"name": ":method", "string_match": {"exact": "POST"}}]
+
+
+def test_a_ports_app_protocol_wins_over_the_opaque_ports_list(layout, tmp_path):
+    """outbound/index.rs: an appProtocol on the Service port decides, the opaque-ports list only where there is
+    none (AppProtocol: `http` is HTTP/1, `linkerd.io/opaque` or any unknown value opaque)."""
+    catalog = overlay_doc("kubernetes/catalog-service.yaml", "Service", "catalog-service")  # appProtocol: http
+    catalog["metadata"]["annotations"] = {"config.linkerd.io/opaque-ports": "5001"}
+    notification = overlay_doc("kubernetes/notification-service.yaml", "Service", "notification-service")
+    notification["spec"]["ports"][0]["appProtocol"] = "linkerd.io/opaque"
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [catalog, notification]))])
+    assert generated.intent.traffic[("catalog-service", 5001)].protocol == "http"
+    assert generated.intent.traffic[("notification-service", 5004)].protocol == "tcp"
+    assert control.validate(generated.proxies, find_envoy()) == {}

@@ -35,6 +35,7 @@ POOL = ConnectionLimits(idle_timeout_s=3.0)
 # Ports opaque to Linkerd unless a Service says otherwise (charts/linkerd-control-plane values.yaml opaquePorts).
 DEFAULT_OPAQUE_PORTS = {25, 587, 3306, 4444, 5432, 6379, 9300, 11211}
 ACCRUAL = "balancer.linkerd.io/failure-accrual"
+TIMEOUT_ANNOTATIONS = {"timeout.linkerd.io/request", "timeout.linkerd.io/response", "timeout.linkerd.io/idle"}
 ANNOTATIONS = {  # what this front end reads; other linkerd.io annotations of a Service or route are named
     "retry.linkerd.io/http", "retry.linkerd.io/limit", "retry.linkerd.io/timeout", "timeout.linkerd.io/request",
     "timeout.linkerd.io/idle", ACCRUAL, "balancer.linkerd.io/failure-accrual-consecutive-max-failures",
@@ -205,10 +206,12 @@ def rule_routes(route: Document, order: int, intent: MeshIntent, services: dict[
         rule = reader.only(rule, where, {"matches", "backendRefs", "timeouts"})
         own_timeouts = reader.only(rule.get("timeouts"), f"{where}.timeouts", {"request"})
         rule_request = request
-        if rule_request is None and own_timeouts.get("request") is not None:
+        if "timeout.linkerd.io/request" not in notes and own_timeouts.get("request") is not None:
             rule_request = seconds(own_timeouts["request"], reader.where(f"{where}.timeouts.request")) or None
         rule_idle = idle
-        if rule_request is None and rule_idle is None:
+        # Any timeout annotation of the route (even one not reproduced here, or 0) keeps the Service's away
+        # (convert_outbound_route: only timeouts == Default take the Service's).
+        if rule_request is None and rule_idle is None and not TIMEOUT_ANNOTATIONS & set(notes):
             rule_request, rule_idle = timeouts_of(parent_reader, parent_notes)  # the Service's defaults
         rule_retry = retry if retry is not None else retry_of(parent_reader, parent_notes)
         backends = backend_refs(reader, rule, where, services, parent.name, port)

@@ -330,3 +330,18 @@ def test_a_ports_app_protocol_wins_over_the_opaque_ports_list(layout, tmp_path):
     assert generated.intent.traffic[("catalog-service", 5001)].protocol == "http"
     assert generated.intent.traffic[("notification-service", 5004)].protocol == "tcp"
     assert control.validate(generated.proxies, find_envoy()) == {}
+
+
+def test_any_timeout_annotation_of_a_route_keeps_the_services_timeouts_away(layout, tmp_path):
+    """reference/timeouts: "If any timeout configuration annotations are present on a route resource, they
+    override all timeout configuration annotations on the parent Service" (convert_outbound_route: only a rule
+    whose timeouts are all unset takes the Service's). A route with timeout.linkerd.io/response alone (not
+    reproduced here) therefore has no request timeout, not the Service's 7 s."""
+    service = overlay_doc("kubernetes/notification-service.yaml", "Service", "notification-service")
+    service["metadata"]["annotations"] = {"timeout.linkerd.io/request": "7s"}
+    route = overlay_doc("linkerd/routes.yaml", "HTTPRoute", "notification-service-default")
+    route["metadata"]["annotations"] = {"timeout.linkerd.io/response": "1s"}
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [service, route]))])
+    routes = {r.name: r for r in generated.intent.traffic[("notification-service", 5004)].routes}
+    assert routes["notification-service-default"].timeout_s is None
+    assert routes["notification-service-reads"].timeout_s == 3.0  # its own annotation

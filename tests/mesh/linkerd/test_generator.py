@@ -345,3 +345,11 @@ def test_any_timeout_annotation_of_a_route_keeps_the_services_timeouts_away(layo
     routes = {r.name: r for r in generated.intent.traffic[("notification-service", 5004)].routes}
     assert routes["notification-service-default"].timeout_s is None
     assert routes["notification-service-reads"].timeout_s == 3.0  # its own annotation
+
+
+def test_an_istio_file_applied_to_the_linkerd_mesh_is_named_not_silently_ignored(layout):
+    """istio/scenarios/canary-50-50.yaml under --mesh linkerd: nothing of it is read, and the warning says so
+    (before, the apply reported no change and no warning)."""
+    warnings = [str(w) for w in generate(layout, [("apply", "istio/scenarios/canary-50-50.yaml")]).intent.warnings]
+    assert any(w.startswith("istio/scenarios/canary-50-50.yaml VirtualService/payment-service: an Istio resource")
+               for w in warnings), warnings

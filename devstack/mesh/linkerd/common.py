@@ -59,11 +59,11 @@ def seconds(value, where: str) -> float:
     return int(found.group(1)) * UNIT_S.get(found.group(2) or "s", 1.0)
 
 
-def whole(value, where: str, low: int = 0, high: int = 2**32 - 1) -> int:
-    """An unsigned integer as the controller's Rust parse (u16, u32) reads it; anything else is refused with the
-    field, never a stack trace."""
-    text = str(value).strip()
-    if not WHOLE.match(text) or not low <= int(text) <= high:
+def whole(value, where: str, low: int = 0, high: int = 2**32 - 1, trim: bool = True) -> int:
+    """An unsigned integer as the controller's Rust parse (u16, u32) reads it, after a trim where the controller
+    trims; anything else is refused with the field, never a stack trace."""
+    text = str(value).strip() if trim else str(value)
+    if not WHOLE.fullmatch(text) or not low <= int(text) <= high:
         raise MeshConfigError(f"{where}: {value!r} is not a whole number from {low} to {high}")
     return int(text)
 

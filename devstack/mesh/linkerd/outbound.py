@@ -26,7 +26,7 @@ from ..intent import (AVAILABLE, Backend, BackendSet, ConnectionLimits, Ejection
                       ServiceTraffic)
 from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Topology
-from .common import ranked, ratio, request_matches, seconds, whole
+from .common import WHOLE, ranked, ratio, request_matches, seconds, whole
 
 RETRY_BODY_LIMIT = 64 * 1024  # convert_retry: max_request_bytes
 # linkerd2-proxy's HTTP/1 connection pools, inbound and outbound, close an idle connection after 3 s
@@ -84,20 +84,19 @@ def opaque_port(raw: dict, port: int, opaque: set[int]) -> bool:
 # -- retries, timeouts, failure accrual -----------------------------------------------------------------------------
 def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
     codes: set[int] = set()
-    for part in (p.strip() for p in text.split(",")):
+    # parse_http_retry splits on "," alone: " 503" (a space after the comma) is invalid, and Linkerd drops the route
+    for part in text.split(","):
         if part.lower() == "5xx":
             codes.update(range(500, 600))
         elif part.lower() == "gateway-error":
             codes.update(range(502, 505))
         else:
-            low, _, high = part.partition("-")
-            try:
-                first, last = int(low), int(high or low)
-            except ValueError:
-                first = last = 0
+            low, dash, high = part.partition("-")
+            bounds = (low, high) if dash else (low, low)
+            first, last = (int(b) if WHOLE.fullmatch(b) else 0 for b in bounds)
             if not (100 <= first <= last < 600):
                 raise MeshConfigError(f"{reader.where(where)}: invalid retry condition {part!r} (5xx, gateway-error, "
-                                      "a status code or a range like 500-504)")
+                                      "a status code or a range like 500-504, comma-separated without spaces)")
             codes.update(range(first, last + 1))
     return tuple(sorted(codes))
 
@@ -105,7 +104,8 @@ def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
 def retry_of(reader: Reader, notes: dict[str, str]) -> Retry | None:
     """parse_http_retry and convert_retry; None when no retry annotation is set."""
     where = "metadata.annotations."
-    limit = whole(notes.get("retry.linkerd.io/limit", "0"), reader.where(where + "retry.linkerd.io/limit"), 0, 65535)
+    limit = whole(notes.get("retry.linkerd.io/limit", "0"), reader.where(where + "retry.linkerd.io/limit"), 0, 65535,
+                  trim=False)  # parse::<u16>() on the value as it is
     timeout = seconds(notes["retry.linkerd.io/timeout"], reader.where(where + "retry.linkerd.io/timeout")) \
         if "retry.linkerd.io/timeout" in notes else 0.0
     codes = status_codes(reader, notes["retry.linkerd.io/http"], where + "retry.linkerd.io/http") \

@@ -353,3 +353,20 @@ def test_an_istio_file_applied_to_the_linkerd_mesh_is_named_not_silently_ignored
     warnings = [str(w) for w in generate(layout, [("apply", "istio/scenarios/canary-50-50.yaml")]).intent.warnings]
     assert any(w.startswith("istio/scenarios/canary-50-50.yaml VirtualService/payment-service: an Istio resource")
                for w in warnings), warnings
+
+
+@pytest.mark.parametrize("conditions, codes", [
+    ("5XX", tuple(range(500, 600))), ("gateway-error,429", (429, 502, 503, 504)), ("500-502", (500, 501, 502)),
+    ("5xx, 429", None), ("500-", None), ("5xx,", None)])
+def test_retry_conditions_parse_as_the_controller_parses_them(layout, tmp_path, conditions, codes):
+    """parse_http_retry: split on "," with no trimming, each part 5xx / gateway-error (any case), a code or a
+    range a-b; anything else fails the whole route in Linkerd ("invalid retry condition"), refused here."""
+    route = overlay_doc("linkerd/routes.yaml", "HTTPRoute", "catalog-service-reads")
+    route["metadata"]["annotations"]["retry.linkerd.io/http"] = conditions
+    path = scenario_file(tmp_path, [route])
+    if codes is None:
+        with pytest.raises(MeshConfigError, match="invalid retry condition"):
+            generate(layout, [("apply", path)])
+        return
+    routes = generate(layout, [("apply", path)]).intent.traffic[("catalog-service", 5001)].routes
+    assert next(r for r in routes if r.name == "catalog-service-reads").retry.retriable_status_codes == codes

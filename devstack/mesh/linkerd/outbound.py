@@ -231,6 +231,20 @@ def default_route(parent: Document, port: int, intent: MeshIntent) -> Route:
                  Origin(parent.path, "Service", parent.name), idle_timeout_s=idle)
 
 
+def runs_here(entries: list[tuple[tuple, int, Route]], parent: str, topology: Topology) -> None:
+    """A route of a Service the workloads call may send only to Services whose pods run here: the Deployments of
+    kubernetes/ and of the mesh's scenarios/ (an applied file's own Deployment is not started)."""
+    known = {s.name for s in topology.services}
+    if parent not in known:
+        return  # no local workload calls it, so nothing is built for it
+    for _, _, route in entries:
+        for backend in route.backends:
+            if backend.service not in known:
+                raise MeshConfigError(f"{route.origin.at('spec.rules')}: backend Service {backend.service!r} has no "
+                                      "workload on the local mesh, which runs the Deployments of kubernetes/ and "
+                                      "linkerd/scenarios/ only (in a cluster Linkerd would send to its pods)")
+
+
 def service_traffic(services: dict[str, Document], routes: list[Document], topology: Topology,
                     intent: MeshIntent) -> None:
     for name, doc in services.items():
@@ -246,5 +260,6 @@ def service_traffic(services: dict[str, Document], routes: list[Document], topol
                 continue
             attached = [(r, order) for order, r in enumerate(routes) if parents_of(r, name, port)]
             entries = [entry for r, order in attached for entry in rule_routes(r, order, intent, services, doc, port)]
+            runs_here(entries, name, topology)
             traffic = ranked(entries) if entries else [default_route(doc, port, intent)]
             intent.traffic[(name, port)] = ServiceTraffic(name, port, "http", traffic, AVAILABLE)

@@ -370,3 +370,15 @@ def test_retry_conditions_parse_as_the_controller_parses_them(layout, tmp_path, 
         return
     routes = generate(layout, [("apply", path)]).intent.traffic[("catalog-service", 5001)].routes
     assert next(r for r in routes if r.name == "catalog-service-reads").retry.retriable_status_codes == codes
+
+
+def test_a_backend_whose_workload_the_local_mesh_does_not_run_is_refused(layout, tmp_path):
+    """fault-injection.yaml renamed (Service, Deployment and route to payment-extra) and applied from outside
+    linkerd/scenarios/: its Deployment has no planned instance, so the route is refused with its file and name
+    (before: a TopologyError stack trace out of the Envoy builder)."""
+    text = (ROOT / "linkerd/scenarios/fault-injection.yaml").read_text().replace("payment-fault", "payment-extra")
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    with pytest.raises(MeshConfigError, match=r"HTTPRoute/payment-service-fault-demo spec.rules: backend Service "
+                                              r"'payment-extra' has no workload on the local mesh"):
+        generate(layout, [("apply", str(path))])

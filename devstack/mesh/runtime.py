@@ -173,13 +173,21 @@ class MeshStack(Stack):
     def launch(self, instances: list[Instance], envoy: str, timeout_s: float = 30.0) -> None:
         """Starts instances a scenario created (its Deployment applied) and waits until they serve; their
         process ids go to the mesh folder, for the stack's stop (which may run in another process)."""
-        for instance in instances:
-            self.start_proxy(instance, envoy)
-            self.start_app(instance)
-            self.instances.append(instance)
-        self.wait_for({**{f"{i.name}.envoy": f"http://127.0.0.1:{i.admin_port}/ready" for i in instances},
-                       **{i.name: f"http://127.0.0.1:{i.app_admin_port or i.app_port}/ready" for i in instances}},
-                      timeout_s)
+        try:
+            for instance in instances:
+                self.start_proxy(instance, envoy)
+                self.start_app(instance)
+                self.instances.append(instance)
+            self.wait_for({**{f"{i.name}.envoy": f"http://127.0.0.1:{i.admin_port}/ready" for i in instances},
+                           **{i.name: f"http://127.0.0.1:{i.app_admin_port or i.app_port}/ready" for i in instances}},
+                          timeout_s)
+        except BaseException:
+            # Not recorded yet, so no later stop would find them (--apply runs in a process of its own that exits).
+            for instance in instances:
+                self._terminate(f"{instance.name}.envoy")
+                self._terminate(instance.name)
+            self.instances = [i for i in self.instances if i not in instances]
+            raise
         recorded = load_spawned(self.layout)
         for instance in instances:
             processes = [self.processes.pop(n) for n in (f"{instance.name}.envoy", instance.name)]

@@ -156,13 +156,17 @@ def start_mesh(mesh: str, port_offset: int, data_dir: Path) -> tuple[subprocess.
                                     "--data-dir", str(data_dir)], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"./run-local.sh --mesh {mesh} exited with {process.returncode}: "
-                               + " ".join(log.read_text(errors="replace").splitlines()[-3:]))
-        if inventory.exists() and "Ctrl-C stops everything" in log.read_text(errors="replace"):
-            return process, inventory
-        time.sleep(1)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"./run-local.sh --mesh {mesh} exited with {process.returncode}: "
+                                   + " ".join(log.read_text(errors="replace").splitlines()[-3:]))
+            if inventory.exists() and "Ctrl-C stops everything" in log.read_text(errors="replace"):
+                return process, inventory
+            time.sleep(1)
+    except BaseException:  # Ctrl-C or TERM while it starts: it has a session of its own, so nothing else stops it
+        stop_mesh(process)
+        raise
     stop_mesh(process)
     raise RuntimeError(f"./run-local.sh --mesh {mesh} was not ready within {START_TIMEOUT_S:g} s; see {log}")
 

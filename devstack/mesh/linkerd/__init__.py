@@ -53,7 +53,10 @@ def overlay_documents(tree) -> dict[tuple, Document]:
 def warn_unsupported(docs: list[Document], intent: MeshIntent) -> None:
     for doc in docs:
         linkerd_kind = doc.group.endswith("linkerd.io") or doc.group == "gateway.networking.k8s.io"
-        if linkerd_kind and doc.kind not in SUPPORTED:
+        if doc.group.endswith("istio.io"):  # e.g. an istio/ file applied to this mesh by mistake
+            Reader(doc, intent).warn("", "an Istio resource: the Linkerd mesh does not read it (a cluster without "
+                                         "Istio's CRDs refuses it); apply the linkerd/ counterpart")
+        elif linkerd_kind and doc.kind not in SUPPORTED:
             Reader(doc, intent).warn("", WHY_NOT.get(doc.kind, f"kind {doc.kind} is not reproduced by the local mesh")
                                      + " (docs/local-mesh.md)")
         elif doc.kind in ("Namespace", "Deployment"):

@@ -28,6 +28,7 @@ IDENTITY_SUFFIX = f"serviceaccount.identity.{CONTROL_NAMESPACE}.{TRUST_DOMAIN}"
 CLUSTER_NETWORKS = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8", "127.0.0.0/8")
 ALL_NETWORKS = ("0.0.0.0/0", "::/0")
 DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
+WHOLE = re.compile(r"^\+?[0-9]+$")
 UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -56,6 +57,22 @@ def seconds(value, where: str) -> float:
         raise MeshConfigError(f"{where}: {value!r} is not a duration Linkerd accepts: a whole number and a unit "
                               "(ms, s, m, h, d), e.g. 3s or 500ms")
     return int(found.group(1)) * UNIT_S.get(found.group(2) or "s", 1.0)
+
+
+def whole(value, where: str, low: int = 0, high: int = 2**32 - 1, trim: bool = True) -> int:
+    """An unsigned integer as the controller's Rust parse (u16, u32) reads it, after a trim where the controller
+    trims; anything else is refused with the field, never a stack trace."""
+    text = str(value).strip() if trim else str(value)
+    if not WHOLE.fullmatch(text) or not low <= int(text) <= high:
+        raise MeshConfigError(f"{where}: {value!r} is not a whole number from {low} to {high}")
+    return int(text)
+
+
+def ratio(value, where: str) -> float:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise MeshConfigError(f"{where}: {value!r} is not a number") from None
 
 
 # -- Gateway API HTTPRoute matches ----------------------------------------------------------------------------------

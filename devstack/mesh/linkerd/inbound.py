@@ -26,7 +26,7 @@ from __future__ import annotations
 from tools.manifestcheck.model import Document, as_dict, as_list, dig
 
 from ..intent import AuthzPolicy, AuthzRule, InboundPort, InboundRoute, MeshIntent, Origin, Peer, RequestMatch, StringMatch
-from ..manifests import NAMESPACE, Reader
+from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Instance
 from .common import ALL_NETWORKS, CLUSTER_NETWORKS, identity, identity_match, namespace_identities, ranked, request_matches
 from .outbound import DEFAULT_OPAQUE_PORTS
@@ -145,6 +145,10 @@ class Inbound:
                                                                          "ignores this policy")
                     return None
                 principals = self.identities(doc)
+                if principals is None:
+                    reader.warn(f"spec.requiredAuthenticationRefs[{i}]", f"MeshTLSAuthentication {name} is invalid: "
+                                                                         "Linkerd ignores this policy")
+                    return None
             elif kind == "ServiceAccount":
                 principals = [StringMatch("exact", identity(namespace, name))]
             elif kind == "NetworkAuthentication":
@@ -158,21 +162,32 @@ class Inbound:
                 reader.warn(f"spec.requiredAuthenticationRefs[{i}].kind", f"{kind} is not an authentication; "
                                                                           "Linkerd ignores this policy")
                 return None
+        # `*` (IdentityMatch::Suffix of nothing) takes every meshed client, whatever else the list names
+        anyone = principals is not None and any(p.kind == "present" for p in principals)
         peer = Peer(ip_blocks=tuple(networks) if networks is not None else ALL_NETWORKS,
                     authenticated=principals is not None,
-                    principals=tuple(p for p in principals or () if p.kind != "present"))
+                    principals=() if anyone else tuple(principals or ()))
         return AuthzPolicy(policy.name, "ALLOW", [AuthzRule(peers=(peer,))], reader.origin)
 
-    def identities(self, doc: Document) -> list[StringMatch]:
+    def identities(self, doc: Document) -> list[StringMatch] | None:
+        """meshtls_authentication.rs try_from_resource; None (and a warning) where Linkerd refuses the resource:
+        a ref of another kind, or no identity at all. A ServiceAccount ref is one exact identity, `*` included."""
         reader = Reader(doc, self.intent)
         spec = reader.only(doc.spec, "spec", {"identities", "identityRefs"})
         out = [identity_match(str(i)) for i in as_list(spec.get("identities"))]
-        for ref in (as_dict(r) for r in as_list(spec.get("identityRefs"))):
+        for i, ref in enumerate(as_dict(r) for r in as_list(spec.get("identityRefs"))):
             namespace = str(ref.get("namespace") or doc.namespace or NAMESPACE)
             if ref.get("kind") == "ServiceAccount":
-                out.append(identity_match("*" if ref.get("name") == "*" else identity(namespace, str(ref.get("name")))))
+                out.append(StringMatch("exact", identity(namespace, str(ref.get("name")))))
             elif ref.get("kind") == "Namespace":
                 out.append(identity_match(namespace_identities(str(ref.get("name")))))
+            else:
+                reader.warn(f"spec.identityRefs[{i}].kind", f"{ref.get('kind')} is neither ServiceAccount nor "
+                                                            "Namespace: Linkerd ignores this MeshTLSAuthentication")
+                return None
+        if not out:
+            reader.warn("spec", "no identities configured: Linkerd ignores this MeshTLSAuthentication")
+            return None
         return out
 
     def cidrs(self, doc: Document) -> list[str]:
@@ -214,7 +229,11 @@ class Inbound:
         spec = reader.only(server.spec, "spec", {"podSelector", "port", "proxyProtocol", "accessPolicy"})
         allowed = self.targeting("Server", server.name) + self.targeting("Namespace", "")
         if spec.get("accessPolicy"):
-            allowed += default_authz(str(spec["accessPolicy"]))
+            access = str(spec["accessPolicy"])
+            if access not in DEFAULT_POLICIES:  # the admission webhook refuses it: "Invalid 'accessPolicy' field"
+                raise MeshConfigError(f"{reader.where('spec.accessPolicy')}: {access!r} is not one of "
+                                      f"{', '.join(DEFAULT_POLICIES)}")
+            allowed += default_authz(access)
         protocol = str(spec.get("proxyProtocol", "unknown"))
         if protocol in ("opaque", "TLS") or (protocol == "unknown" and instance.protocol == "tcp"):
             return InboundPort(port[1], "tcp", "PERMISSIVE", allow=allowed)

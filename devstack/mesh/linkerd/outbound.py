@@ -26,7 +26,7 @@ from ..intent import (AVAILABLE, Backend, BackendSet, ConnectionLimits, Ejection
                       ServiceTraffic)
 from ..manifests import NAMESPACE, MeshConfigError, Reader
 from ..topology import Topology
-from .common import ranked, request_matches, seconds
+from .common import WHOLE, ranked, ratio, request_matches, seconds, whole
 
 RETRY_BODY_LIMIT = 64 * 1024  # convert_retry: max_request_bytes
 # linkerd2-proxy's HTTP/1 connection pools, inbound and outbound, close an idle connection after 3 s
@@ -35,6 +35,7 @@ POOL = ConnectionLimits(idle_timeout_s=3.0)
 # Ports opaque to Linkerd unless a Service says otherwise (charts/linkerd-control-plane values.yaml opaquePorts).
 DEFAULT_OPAQUE_PORTS = {25, 587, 3306, 4444, 5432, 6379, 9300, 11211}
 ACCRUAL = "balancer.linkerd.io/failure-accrual"
+TIMEOUT_ANNOTATIONS = {"timeout.linkerd.io/request", "timeout.linkerd.io/response", "timeout.linkerd.io/idle"}
 ANNOTATIONS = {  # what this front end reads; other linkerd.io annotations of a Service or route are named
     "retry.linkerd.io/http", "retry.linkerd.io/limit", "retry.linkerd.io/timeout", "timeout.linkerd.io/request",
     "timeout.linkerd.io/idle", ACCRUAL, "balancer.linkerd.io/failure-accrual-consecutive-max-failures",
@@ -60,34 +61,42 @@ def check_annotations(reader: Reader, notes: dict[str, str]) -> None:
             reader.warn(f"metadata.annotations.{name}", "ignored: not reproduced by the local mesh (docs/local-mesh.md)")
 
 
-def opaque_ports(service: Document) -> set[int]:
+def opaque_ports(reader: Reader, service: Document) -> set[int]:
     text = annotations(service).get("config.linkerd.io/opaque-ports")
     if text is None:
         return set(DEFAULT_OPAQUE_PORTS)
+    where = reader.where("metadata.annotations.config.linkerd.io/opaque-ports")
     ports: set[int] = set()
     for part in (p.strip() for p in text.split(",") if p.strip()):
         low, _, high = part.partition("-")
-        ports.update(range(int(low), int(high or low) + 1))
+        ports.update(range(whole(low, where, 1, 65535), whole(high or low, where, 1, 65535) + 1))
     return ports
+
+
+def opaque_port(raw: dict, port: int, opaque: set[int]) -> bool:
+    """A port's appProtocol wins over the opaque-ports list (outbound/index.rs: "appProtocol set on service port,
+    ignoring opaque port setting"); core/src/outbound.rs AppProtocol: `http` and `kubernetes.io/h2c` are HTTP,
+    every other value (`tcp`, `linkerd.io/opaque`, `grpc`, ...) is opaque."""
+    app = str(raw.get("appProtocol") or "").lower()
+    return app not in ("http", "kubernetes.io/h2c") if app else port in opaque
 
 
 # -- retries, timeouts, failure accrual -----------------------------------------------------------------------------
 def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
     codes: set[int] = set()
-    for part in (p.strip() for p in text.split(",")):
+    # parse_http_retry splits on "," alone: " 503" (a space after the comma) is invalid, and Linkerd drops the route
+    for part in text.split(","):
         if part.lower() == "5xx":
             codes.update(range(500, 600))
         elif part.lower() == "gateway-error":
             codes.update(range(502, 505))
         else:
-            low, _, high = part.partition("-")
-            try:
-                first, last = int(low), int(high or low)
-            except ValueError:
-                first = last = 0
+            low, dash, high = part.partition("-")
+            bounds = (low, high) if dash else (low, low)
+            first, last = (int(b) if WHOLE.fullmatch(b) else 0 for b in bounds)
             if not (100 <= first <= last < 600):
                 raise MeshConfigError(f"{reader.where(where)}: invalid retry condition {part!r} (5xx, gateway-error, "
-                                      "a status code or a range like 500-504)")
+                                      "a status code or a range like 500-504, comma-separated without spaces)")
             codes.update(range(first, last + 1))
     return tuple(sorted(codes))
 
@@ -95,7 +104,8 @@ def status_codes(reader: Reader, text: str, where: str) -> tuple[int, ...]:
 def retry_of(reader: Reader, notes: dict[str, str]) -> Retry | None:
     """parse_http_retry and convert_retry; None when no retry annotation is set."""
     where = "metadata.annotations."
-    limit = int(notes.get("retry.linkerd.io/limit", "0") or 0)
+    limit = whole(notes.get("retry.linkerd.io/limit", "0"), reader.where(where + "retry.linkerd.io/limit"), 0, 65535,
+                  trim=False)  # parse::<u16>() on the value as it is
     timeout = seconds(notes["retry.linkerd.io/timeout"], reader.where(where + "retry.linkerd.io/timeout")) \
         if "retry.linkerd.io/timeout" in notes else 0.0
     codes = status_codes(reader, notes["retry.linkerd.io/http"], where + "retry.linkerd.io/http") \
@@ -129,10 +139,10 @@ def accrual_of(reader: Reader, notes: dict[str, str]) -> Ejection | None:
     def get(suffix: str, default: str) -> str:
         return notes.get(f"{ACCRUAL}-consecutive-{suffix}", default)
 
-    max_failures = int(get("max-failures", "7"))
+    max_failures = whole(get("max-failures", "7"), reader.where(where + "-consecutive-max-failures"))
     low = seconds(get("min-penalty", "1s"), reader.where(where + "-consecutive-min-penalty"))
     high = seconds(get("max-penalty", "1m"), reader.where(where + "-consecutive-max-penalty"))
-    jitter = float(get("jitter-ratio", "0.5"))
+    jitter = ratio(get("jitter-ratio", "0.5"), reader.where(where + "-consecutive-jitter-ratio"))
     if low > high or high <= 0 or not 0 <= jitter <= 100:
         raise MeshConfigError(f"{reader.where(where)}: min-penalty must not exceed max-penalty, max-penalty must "
                               "not be zero and the jitter ratio must be 0 to 100 (Linkerd ignores this accrual)")
@@ -171,9 +181,9 @@ def backend_refs(reader: Reader, rule: dict, where: str, services: dict[str, Doc
                                   "applied file (Linkerd answers 500 'Service not found' for its share); apply it first")
         if not ref.get("port"):
             raise MeshConfigError(f"{reader.where(at)}: a Service backend needs a port (Linkerd answers 500 for it)")
-        weight = int(ref.get("weight", 1))
+        weight = whole(ref.get("weight", 1), reader.where(f"{at}.weight"), 0, 1000000)
         if weight > 0:
-            out.append(Backend(name, int(ref["port"]), None, weight))
+            out.append(Backend(name, whole(ref["port"], reader.where(f"{at}.port"), 1, 65535), None, weight))
     if not out:
         raise MeshConfigError(f"{reader.where(where)}: every backend has weight 0, so no request can be routed")
     return out
@@ -196,10 +206,12 @@ def rule_routes(route: Document, order: int, intent: MeshIntent, services: dict[
         rule = reader.only(rule, where, {"matches", "backendRefs", "timeouts"})
         own_timeouts = reader.only(rule.get("timeouts"), f"{where}.timeouts", {"request"})
         rule_request = request
-        if rule_request is None and own_timeouts.get("request") is not None:
+        if "timeout.linkerd.io/request" not in notes and own_timeouts.get("request") is not None:
             rule_request = seconds(own_timeouts["request"], reader.where(f"{where}.timeouts.request")) or None
         rule_idle = idle
-        if rule_request is None and rule_idle is None:
+        # Any timeout annotation of the route (even one not reproduced here, or 0) keeps the Service's away
+        # (convert_outbound_route: only timeouts == Default take the Service's).
+        if rule_request is None and rule_idle is None and not TIMEOUT_ANNOTATIONS & set(notes):
             rule_request, rule_idle = timeouts_of(parent_reader, parent_notes)  # the Service's defaults
         rule_retry = retry if retry is not None else retry_of(parent_reader, parent_notes)
         backends = backend_refs(reader, rule, where, services, parent.name, port)
@@ -219,20 +231,35 @@ def default_route(parent: Document, port: int, intent: MeshIntent) -> Route:
                  Origin(parent.path, "Service", parent.name), idle_timeout_s=idle)
 
 
+def runs_here(entries: list[tuple[tuple, int, Route]], parent: str, topology: Topology) -> None:
+    """A route of a Service the workloads call may send only to Services whose pods run here: the Deployments of
+    kubernetes/ and of the mesh's scenarios/ (an applied file's own Deployment is not started)."""
+    known = {s.name for s in topology.services}
+    if parent not in known:
+        return  # no local workload calls it, so nothing is built for it
+    for _, _, route in entries:
+        for backend in route.backends:
+            if backend.service not in known:
+                raise MeshConfigError(f"{route.origin.at('spec.rules')}: backend Service {backend.service!r} has no "
+                                      "workload on the local mesh, which runs the Deployments of kubernetes/ and "
+                                      "linkerd/scenarios/ only (in a cluster Linkerd would send to its pods)")
+
+
 def service_traffic(services: dict[str, Document], routes: list[Document], topology: Topology,
                     intent: MeshIntent) -> None:
     for name, doc in services.items():
         reader = Reader(doc, intent)
         check_annotations(reader, annotations(doc))
-        opaque = opaque_ports(doc)
+        opaque = opaque_ports(reader, doc)
         for raw in as_list(doc.spec.get("ports")):
             port = int(as_dict(raw)["port"])
             intent.backend_sets[(name, port)] = [BackendSet(name, port, limits=POOL,
                                                             ejection=accrual_of(reader, annotations(doc)))]
-            if port in opaque:
+            if opaque_port(as_dict(raw), port, opaque):
                 intent.traffic[(name, port)] = ServiceTraffic(name, port, "tcp", [], AVAILABLE)
                 continue
             attached = [(r, order) for order, r in enumerate(routes) if parents_of(r, name, port)]
             entries = [entry for r, order in attached for entry in rule_routes(r, order, intent, services, doc, port)]
+            runs_here(entries, name, topology)
             traffic = ranked(entries) if entries else [default_route(doc, port, intent)]
             intent.traffic[(name, port)] = ServiceTraffic(name, port, "http", traffic, AVAILABLE)

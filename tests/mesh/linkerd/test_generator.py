@@ -11,6 +11,7 @@ import yaml
 from cryptography import x509
 
 from devstack.mesh import control
+from devstack.mesh.intent import StringMatch
 from devstack.mesh.manifests import MeshConfigError
 from devstack.mesh.runtime import find_envoy
 
@@ -231,6 +232,72 @@ def test_a_duration_linkerd_refuses_is_refused(layout, tmp_path):
         generate(layout, [("apply", scenario_file(tmp_path, [route]))])
 
 
+def payment_callers(generated) -> list:
+    """The peers payment-service-api lets in on payment v1 (its AuthorizationPolicy payment-service-callers)."""
+    route = next(r for r in generated.intent.inbound["payment-service-v1-1"][0].routes if r.name == "payment-service-api")
+    return [peer for policy in route.allow if policy.name == "payment-service-callers"
+            for rule in policy.rules for peer in rule.peers]
+
+
+def test_a_star_among_identities_takes_every_meshed_client(layout, tmp_path):
+    """IdentityMatch `*` is Suffix([]): every meshed client, whatever else the list names (not only the others)."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identities": ["*", "cart-service.e-commerce.serviceaccount.identity.linkerd.cluster.local"]}
+    [peer] = payment_callers(generate(layout, [("apply", scenario_file(tmp_path, [callers]))]))
+    assert peer.authenticated and peer.principals == ()
+
+
+def test_a_service_account_ref_named_star_is_one_exact_identity(layout, tmp_path):
+    """meshtls_authentication.rs: an identityRef ServiceAccount is service_account_identity(ns, name), an Exact
+    match, even for `*` (it matches no client); only `identities: ["*"]` means every meshed client."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identityRefs": [{"kind": "ServiceAccount", "name": "*"}]}
+    [peer] = payment_callers(generate(layout, [("apply", scenario_file(tmp_path, [callers]))]))
+    assert peer.principals == (StringMatch("exact", "*.e-commerce.serviceaccount.identity.linkerd.cluster.local"),)
+
+
+def test_a_meshtls_authentication_linkerd_refuses_leaves_its_policy_out(layout, tmp_path):
+    """No identities at all ("No identities configured"): Linkerd ignores the resource and so the policy that
+    names it; nobody gets in through that policy (not: every meshed client)."""
+    callers = overlay_doc("linkerd/authorization.yaml", "MeshTLSAuthentication", "payment-service-callers")
+    callers["spec"] = {"identities": []}
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [callers]))])
+    assert payment_callers(generated) == []
+    assert any("MeshTLSAuthentication/payment-service-callers spec: no identities configured" in str(w)
+               for w in generated.intent.warnings)
+
+
+NOT_NUMBERS = [  # (file, kind, name, where the bad value goes, the field the refusal names)
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "balancer.linkerd.io/failure-accrual-consecutive-max-failures"), "five",
+     "failure-accrual-consecutive-max-failures"),
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio"), "half",
+     "failure-accrual-consecutive-jitter-ratio"),
+    ("linkerd/routes.yaml", "HTTPRoute", "catalog-service-reads", ("metadata", "annotations", "retry.linkerd.io/limit"),
+     "-1", "retry.linkerd.io/limit"),  # parse::<u16>
+    ("linkerd/patches/failure-accrual.yaml", "Service", "catalog-service",
+     ("metadata", "annotations", "config.linkerd.io/opaque-ports"), "redis", "config.linkerd.io/opaque-ports"),
+    ("linkerd/authorization.yaml", "Server", "payment-service-http", ("spec", "accessPolicy"), "allow-all",
+     "spec.accessPolicy"),
+]
+
+
+@pytest.mark.parametrize("file,kind,name,path,value,field", NOT_NUMBERS, ids=[n[-1] for n in NOT_NUMBERS])
+def test_a_value_linkerd_cannot_parse_is_refused_with_its_field(layout, tmp_path, file, kind, name, path, value, field):
+    """Refused with the file, resource and field (MeshConfigError, which ./run-local.sh prints as one line), not
+    a ValueError or KeyError out of int(), float() or a table."""
+    doc = overlay_doc(file, kind, name)
+    if kind == "Service" and "spec" not in doc:  # a patch: the base object with the patch's annotations
+        doc = {**overlay_doc(f"kubernetes/{name}.yaml", kind, name), "metadata": doc["metadata"]}
+    node = doc
+    for step in path[:-1]:
+        node = node.setdefault(step, {})
+    node[path[-1]] = value
+    with pytest.raises(MeshConfigError, match=rf"{kind}/{name} .*{field}: {value!r} is not"):
+        generate(layout, [("apply", scenario_file(tmp_path, [doc]))])
+
+
 def test_the_circuit_breaker_scenario_replaces_catalogs_accrual(layout):
     generated = generate(layout, [("apply", "linkerd/scenarios/circuit-breaker.yaml")])
     detection = cluster_of(generated, "api-gateway-1", "outbound|5001||catalog-service.e-commerce.svc.cluster.local")
@@ -250,3 +317,68 @@ def test_the_fault_injection_scenario_deploys_its_workload_and_routes_one_user_t
     assert first["route"]["cluster"] == f"outbound|5003|payment-fault=1|{PAYMENT}"
     assert first["match"]["headers"] == [{"name": "x-user", "string_match": {"exact": "fault-demo"}},
                                          {"name": ":method", "string_match": {"exact": "POST"}}]
+
+
+def test_a_ports_app_protocol_wins_over_the_opaque_ports_list(layout, tmp_path):
+    """outbound/index.rs: an appProtocol on the Service port decides, the opaque-ports list only where there is
+    none (AppProtocol: `http` is HTTP/1, `linkerd.io/opaque` or any unknown value opaque)."""
+    catalog = overlay_doc("kubernetes/catalog-service.yaml", "Service", "catalog-service")  # appProtocol: http
+    catalog["metadata"]["annotations"] = {"config.linkerd.io/opaque-ports": "5001"}
+    notification = overlay_doc("kubernetes/notification-service.yaml", "Service", "notification-service")
+    notification["spec"]["ports"][0]["appProtocol"] = "linkerd.io/opaque"
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [catalog, notification]))])
+    assert generated.intent.traffic[("catalog-service", 5001)].protocol == "http"
+    assert generated.intent.traffic[("notification-service", 5004)].protocol == "tcp"
+    assert control.validate(generated.proxies, find_envoy()) == {}
+
+
+def test_any_timeout_annotation_of_a_route_keeps_the_services_timeouts_away(layout, tmp_path):
+    """reference/timeouts: "If any timeout configuration annotations are present on a route resource, they
+    override all timeout configuration annotations on the parent Service" (convert_outbound_route: only a rule
+    whose timeouts are all unset takes the Service's). A route with timeout.linkerd.io/response alone (not
+    reproduced here) therefore has no request timeout, not the Service's 7 s."""
+    service = overlay_doc("kubernetes/notification-service.yaml", "Service", "notification-service")
+    service["metadata"]["annotations"] = {"timeout.linkerd.io/request": "7s"}
+    route = overlay_doc("linkerd/routes.yaml", "HTTPRoute", "notification-service-default")
+    route["metadata"]["annotations"] = {"timeout.linkerd.io/response": "1s"}
+    generated = generate(layout, [("apply", scenario_file(tmp_path, [service, route]))])
+    routes = {r.name: r for r in generated.intent.traffic[("notification-service", 5004)].routes}
+    assert routes["notification-service-default"].timeout_s is None
+    assert routes["notification-service-reads"].timeout_s == 3.0  # its own annotation
+
+
+def test_an_istio_file_applied_to_the_linkerd_mesh_is_named_not_silently_ignored(layout):
+    """istio/scenarios/canary-50-50.yaml under --mesh linkerd: nothing of it is read, and the warning says so
+    (before, the apply reported no change and no warning)."""
+    warnings = [str(w) for w in generate(layout, [("apply", "istio/scenarios/canary-50-50.yaml")]).intent.warnings]
+    assert any(w.startswith("istio/scenarios/canary-50-50.yaml VirtualService/payment-service: an Istio resource")
+               for w in warnings), warnings
+
+
+@pytest.mark.parametrize("conditions, codes", [
+    ("5XX", tuple(range(500, 600))), ("gateway-error,429", (429, 502, 503, 504)), ("500-502", (500, 501, 502)),
+    ("5xx, 429", None), ("500-", None), ("5xx,", None)])
+def test_retry_conditions_parse_as_the_controller_parses_them(layout, tmp_path, conditions, codes):
+    """parse_http_retry: split on "," with no trimming, each part 5xx / gateway-error (any case), a code or a
+    range a-b; anything else fails the whole route in Linkerd ("invalid retry condition"), refused here."""
+    route = overlay_doc("linkerd/routes.yaml", "HTTPRoute", "catalog-service-reads")
+    route["metadata"]["annotations"]["retry.linkerd.io/http"] = conditions
+    path = scenario_file(tmp_path, [route])
+    if codes is None:
+        with pytest.raises(MeshConfigError, match="invalid retry condition"):
+            generate(layout, [("apply", path)])
+        return
+    routes = generate(layout, [("apply", path)]).intent.traffic[("catalog-service", 5001)].routes
+    assert next(r for r in routes if r.name == "catalog-service-reads").retry.retriable_status_codes == codes
+
+
+def test_a_backend_whose_workload_the_local_mesh_does_not_run_is_refused(layout, tmp_path):
+    """fault-injection.yaml renamed (Service, Deployment and route to payment-extra) and applied from outside
+    linkerd/scenarios/: its Deployment has no planned instance, so the route is refused with its file and name
+    (before: a TopologyError stack trace out of the Envoy builder)."""
+    text = (ROOT / "linkerd/scenarios/fault-injection.yaml").read_text().replace("payment-fault", "payment-extra")
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    with pytest.raises(MeshConfigError, match=r"HTTPRoute/payment-service-fault-demo spec.rules: backend Service "
+                                              r"'payment-extra' has no workload on the local mesh"):
+        generate(layout, [("apply", str(path))])

@@ -83,3 +83,20 @@ def test_meshed_callers_go_through_in_the_whole_shop(linkerd):
     checkout = requests.post(f"{linkerd.gateway_url}/api/cart/{user}/checkout",
                              headers={"Idempotency-Key": f"{user}-k"}, timeout=30)
     assert checkout.status_code == 201, checkout.text
+
+
+def test_a_star_among_identities_lets_every_meshed_client_in(inventory, scenario, tmp_path):
+    """MeshTLSAuthentication identities ["*", <cart's>]: `*` is every meshed identity (IdentityMatch::Suffix([])),
+    so a caller with another identity passes payment's policy (its app answers 400 to the bad body); a plaintext
+    caller is still refused."""
+    callers = tmp_path / "callers.yaml"
+    callers.write_text(f"""apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {{name: payment-service-callers, namespace: e-commerce}}
+spec:
+  identities: ["*", "{linkerd_id('cart-service')}"]
+""")
+    scenario(str(callers))
+    answer = probe.call_as(inventory, "e-commerce/default", "payment-service-v1-1", "POST", "/payments", BAD_PAYMENT)
+    assert answer.status == 400, answer
+    assert probe.call_as(inventory, None, "payment-service-v1-1", "POST", "/payments", BAD_PAYMENT).status == 403

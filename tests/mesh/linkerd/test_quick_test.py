@@ -4,6 +4,9 @@ its own files. And the side by side's table, made from this run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +15,8 @@ import pytest
 import requests
 
 from devstack.mesh import probe
+from devstack.mesh.runtime import free_port_offset
+from devstack.stack import port_is_free
 from tests.scripts.test_quick_test import run_quick_test
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,3 +95,36 @@ def test_compare_dry_run_says_what_it_would_start():
     assert result.returncode == 0, result.stderr
     assert "would start ./run-local.sh --mesh istio --port-offset 1000" in result.stdout
     assert "would start ./run-local.sh --mesh linkerd --port-offset 1000" in result.stdout
+
+
+def test_compare_stopped_while_a_mesh_starts_stops_that_mesh(tmp_path):
+    """quick-test.sh turns Ctrl-C into TERM for its checks (cleanup()): sent while --compare waits for the first
+    ./run-local.sh --mesh to start (a session of its own, which Ctrl-C does not reach), that stack is stopped too
+    instead of being left running with every port it holds."""
+    offset = free_port_offset(8000, step=500, last=12500)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+    checks = subprocess.Popen([sys.executable, "-m", "quicktest", "--mode", "local", "--compare", "--port-offset",
+                               str(offset), "--compare-data-dir", str(tmp_path)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    out = tmp_path / "istio" / "run-local.out"
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and "Starting the local mesh" in out.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert out.exists(), "./run-local.sh --mesh istio did not start"
+        checks.send_signal(signal.SIGTERM)
+        assert checks.wait(timeout=200) == 143
+        deadline = time.monotonic() + 10
+        while not port_is_free(5000 + offset) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert port_is_free(5000 + offset)
+        assert not running_under(tmp_path)
+    finally:
+        for pid in running_under(tmp_path):  # what the unfixed command left: its run-local stops its own stack
+            os.kill(pid, signal.SIGINT)
+
+
+def running_under(folder: Path) -> list[int]:
+    """The ./run-local.sh (python -m devstack) processes whose data folder is under `folder`."""
+    found = subprocess.run(["pgrep", "-f", f"devstack .*--data-dir {folder}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]

@@ -46,3 +46,27 @@ def test_run_local_linkerd_says_who_enforces_starts_a_scenarios_workload_and_sto
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_run_local_linkerd_refuses_a_value_linkerd_cannot_parse_in_one_line(tmp_path):
+    """A retry limit that is not a number: exit 1 and one line naming file, resource and field, no traceback
+    (nothing is started: the configuration is generated before any process)."""
+    bad = tmp_path / "bad-limit.yaml"
+    bad.write_text("""apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: catalog-service-reads
+  namespace: e-commerce
+  annotations: {retry.linkerd.io/limit: "two"}
+spec:
+  parentRefs: [{group: core, kind: Service, name: catalog-service, port: 5001}]
+  rules: [{backendRefs: [{name: catalog-service, port: 5001}]}]
+""")
+    offset = free_port_offset(8000, step=500, last=12500)
+    result = subprocess.run([str(ROOT / "run-local.sh"), "--mesh", "linkerd", "--port-offset", str(offset),
+                             "--data-dir", str(tmp_path / "data"), "--scenario", str(bad)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result
+    assert result.stderr.splitlines() == [f"run-local: {bad} HTTPRoute/catalog-service-reads "
+                                          "metadata.annotations.retry.linkerd.io/limit: 'two' is not a whole number "
+                                          "from 0 to 65535"], result.stderr

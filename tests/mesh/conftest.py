@@ -9,6 +9,8 @@ generator tests start nothing and go anywhere."""
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -78,3 +80,29 @@ def scenario(mesh):
 def http():
     with requests.Session() as session:
         yield session
+
+
+@dataclass
+class SlowCheckout:
+    answer: requests.Response
+    elapsed_s: float
+    cart_items: list[tuple[str, int]]
+    timed_out: list[dict]  # cart's outbound /payments entries that the route timeout cut (UT)
+
+
+def checkout_while_payment_is_slow(stack: MeshStack, faults, user: str, delay_ms: int = 5000) -> SlowCheckout:
+    """Every payment instance slowed to DELAY_MS, one item in USER's cart, one checkout through the ingress: what
+    both meshes' route-timeout tests look at (the answer, how long it took, the cart after it, and cart's access
+    log entries for the cut charge)."""
+    for instance in stack.of_app("payment-service"):
+        faults.set(instance.name, delay_ms=delay_ms)
+    assert requests.post(f"{stack.gateway_url}/api/cart/{user}/add", json={"product_id": "2", "quantity": 1},
+                         timeout=10).status_code == 200
+    started = time.monotonic()
+    answer = requests.post(f"{stack.gateway_url}/api/cart/{user}/checkout", headers={"Idempotency-Key": f"{user}-k"},
+                           timeout=30)
+    elapsed = time.monotonic() - started
+    cart = requests.get(f"{stack.gateway_url}/api/cart/{user}", timeout=10).json()
+    timed_out = probe.wait_for_log(stack.logs_dir / "cart-service-1.access.log", lambda e: (
+        e["direction"] == "outbound" and e["path"] == "/payments" and e["response_flags"] == "UT"))
+    return SlowCheckout(answer, elapsed, [(i["product_id"], i["quantity"]) for i in cart["items"]], timed_out)

@@ -10,6 +10,7 @@ from collections import Counter
 import requests
 
 from devstack.mesh import probe
+from tests.mesh.conftest import checkout_while_payment_is_slow
 
 CATALOG = "outbound|5001||catalog-service.e-commerce.svc.cluster.local"
 CART = "outbound|5002||cart-service.e-commerce.svc.cluster.local"
@@ -83,27 +84,17 @@ def test_a_slow_payment_is_cut_by_the_route_timeout_and_the_cart_is_unchanged(me
     Cart then cancels the attempt at payment (issue 9's settle-by-cancel, also through its sidecar, answered at
     once: the cancel meets no fault), and the checkout ends after about 3 s with 504 "nothing was charged" and
     the cart as it was."""
-    for instance in mesh.of_app("payment-service"):
-        mesh_faults.set(instance.name, delay_ms=5000)
-    user = f"slow-{int(time.time())}"
-    assert requests.post(f"{mesh.gateway_url}/api/cart/{user}/add", json={"product_id": "2", "quantity": 1},
-                         timeout=10).status_code == 200
-    started = time.monotonic()
-    checkout = requests.post(f"{mesh.gateway_url}/api/cart/{user}/checkout", headers={"Idempotency-Key": f"{user}-k"},
-                             timeout=30)
-    elapsed = time.monotonic() - started
+    slow = checkout_while_payment_is_slow(mesh, mesh_faults, f"slow-{int(time.time())}")
+    checkout, timed_out = slow.answer, slow.timed_out
     assert checkout.status_code == 504 and checkout.json()["charged"] is False, checkout.text
-    assert checkout.headers["idempotency-key"] == f"{user}-k"
-    assert 2.9 <= elapsed < 4.0, elapsed
-    cart = requests.get(f"{mesh.gateway_url}/api/cart/{user}", timeout=10).json()
-    assert [(i["product_id"], i["quantity"]) for i in cart["items"]] == [("2", 1)]
-    log = mesh.logs_dir / "cart-service-1.access.log"
-    timed_out = probe.wait_for_log(log, lambda e: (
-        e["direction"] == "outbound" and e["path"] == "/payments" and e["response_flags"] == "UT"))
+    assert checkout.headers["idempotency-key"] == checkout.request.headers["Idempotency-Key"]
+    assert 2.9 <= slow.elapsed_s < 4.0, slow.elapsed_s
+    assert slow.cart_items == [("2", 1)]
     assert timed_out and timed_out[-1]["response_code"] == 504 and timed_out[-1]["route_name"] == "writes"
     assert math.isclose(timed_out[-1]["duration_ms"], 3000, abs_tol=300)
-    cancelled = probe.wait_for_log(log, lambda e: e["direction"] == "outbound" and e["path"].startswith("/payments/")
-                                   and e["path"].endswith("/cancel") and e["request_id"] == timed_out[-1]["request_id"])
+    cancelled = probe.wait_for_log(mesh.logs_dir / "cart-service-1.access.log", lambda e: (
+        e["direction"] == "outbound" and e["path"].startswith("/payments/") and e["path"].endswith("/cancel")
+        and e["request_id"] == timed_out[-1]["request_id"]))
     assert cancelled and cancelled[-1]["response_code"] == 200
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 import requests
 
 from devstack.mesh import probe
+from tests.mesh.conftest import checkout_while_payment_is_slow
 from tests.mesh.test_traffic import versions_seen
 from tests.support import metric_value
 
@@ -89,21 +90,11 @@ def test_a_slow_payment_is_cut_by_the_route_timeout(linkerd, faults):
     """Every payment instance takes 5 s; payment-service-default has timeout.linkerd.io/request 3s, so cart's
     sidecar cuts the charge at 3 s (UT on route payment-service-default), cart cancels the attempt and answers 504
     "nothing charged" after about 3 s, and the cart keeps its item."""
-    for instance in linkerd.of_app("payment-service"):
-        faults.set(instance.name, delay_ms=5000)
-    user = f"l5d-slow-{int(time.time())}"
-    assert requests.post(f"{linkerd.gateway_url}/api/cart/{user}/add", json={"product_id": "2", "quantity": 1},
-                         timeout=10).status_code == 200
-    started = time.monotonic()
-    checkout = requests.post(f"{linkerd.gateway_url}/api/cart/{user}/checkout",
-                             headers={"Idempotency-Key": f"{user}-k"}, timeout=30)
-    elapsed = time.monotonic() - started
+    slow = checkout_while_payment_is_slow(linkerd, faults, f"l5d-slow-{int(time.time())}")
+    checkout, timed_out = slow.answer, slow.timed_out
     assert checkout.status_code == 504 and checkout.json()["charged"] is False, checkout.text
-    assert 2.9 <= elapsed < 4.0, elapsed
-    cart = requests.get(f"{linkerd.gateway_url}/api/cart/{user}", timeout=10).json()
-    assert [(i["product_id"], i["quantity"]) for i in cart["items"]] == [("2", 1)]
-    timed_out = probe.wait_for_log(linkerd.logs_dir / "cart-service-1.access.log", lambda e: (
-        e["direction"] == "outbound" and e["path"] == "/payments" and e["response_flags"] == "UT"))
+    assert 2.9 <= slow.elapsed_s < 4.0, slow.elapsed_s
+    assert slow.cart_items == [("2", 1)]
     assert timed_out and timed_out[-1]["route_name"] == "payment-service-default"
     assert math.isclose(timed_out[-1]["duration_ms"], 3000, abs_tol=300)
 

@@ -28,11 +28,9 @@ Run through the shims next to this file: `<tool> ARGS...` -> python fakecluster.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -282,6 +280,7 @@ def create_pods(state: dict, workload: dict) -> None:
         init_containers.append({"name": "linkerd-proxy", "image": f"cr.l5d.io/linkerd/proxy:{LINKERD_VERSION}",
                                 "restartPolicy": "Always"})
         labels["linkerd.io/control-plane-ns"] = "linkerd"  # what the proxy injector adds
+    import hashlib  # imported where needed, like yaml: every call starts a new process
     digest = hashlib.sha256(json.dumps([template, proxy], sort_keys=True).encode()).hexdigest()[:10]
     replicas = workload["spec"].get("replicas", 1)
     for index in range(replicas):
@@ -490,6 +489,7 @@ def real_kustomize(directory: str) -> str:
     real = os.environ.get("FAKE_REAL_KUBECTL")
     if not real:
         raise Fail("error: the stand-in kubectl renders kustomizations with a real kubectl: set FAKE_REAL_KUBECTL")
+    import subprocess
     done = subprocess.run([real, "kustomize", directory], capture_output=True, text=True)
     if done.returncode != 0:
         raise Fail(done.stderr.strip() or "kustomize failed", done.returncode)

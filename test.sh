@@ -16,11 +16,19 @@ tests are skipped and say so), then runs every test suite with pytest. Arguments
   ./test.sh                      every test
   ./test.sh tests/e2e -k checkout one suite, some tests
   ./test.sh -x -q                stop at the first failure
-  TEST_WORKERS=0 ./test.sh       one process (default: 2 pytest-xdist workers; -n N also works)
+  TEST_WORKERS=0 ./test.sh       one process (default: one pytest-xdist worker more than the CPUs, at
+                                 most 4; TEST_WORKERS=N or -n N for another count)
 
 Needs: Python 3.11+ with venv, network access to PyPI on the first run. Browser tests need Debian's chromium
 (sudo apt-get install chromium); without it they are skipped and say so.
 USAGE
+}
+
+default_workers() {
+  local cpus
+  cpus="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+  if ((cpus > 3)); then cpus=3; fi
+  echo $((cpus + 1))
 }
 
 main() {
@@ -42,12 +50,15 @@ main() {
   # says PYTHONDONTWRITEBYTECODE (each process would otherwise compile every module of ours again).
   export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$REPO_ROOT/.cache/pycache}"
   unset PYTHONDONTWRITEBYTECODE
-  # Two pytest workers by default (TEST_WORKERS=N for another count, 0 for none): the suites start their stacks per
-  # worker, and two keep a 2-core machine busy. An -n/--numprocesses of your own wins.
-  local workers=()
+  # pytest-xdist workers: one more than the CPUs, at most 4, by default (TEST_WORKERS=N for another count, 0 for
+  # none). The local mesh tests run on one worker, in order, and spend much of their time waiting (ejection
+  # penalties, route timeouts); the extra worker keeps the CPUs busy meanwhile (2 cores: 9.5 min, against 11.5
+  # with two workers). An -n/--numprocesses of your own wins.
+  local workers=() count
+  count="${TEST_WORKERS:-$(default_workers)}"
   case " $* " in
     *" -n "* | *" -n"[0-9]* | *" --numprocesses"*) ;;
-    *) if [[ "${TEST_WORKERS:-2}" != 0 ]]; then workers=(-n "${TEST_WORKERS:-2}"); fi ;;
+    *) if [[ "$count" != 0 ]]; then workers=(-n "$count"); fi ;;
   esac
   exec "$REPO_ROOT/.venv/bin/python" -m pytest ${workers[@]+"${workers[@]}"} "$@"
 }

@@ -97,7 +97,9 @@ class LoneService:
 
     def __exit__(self, *exc):
         self.process.terminate()
-        self.process.wait(15)
+        # Up to gunicorn's graceful_timeout (20 s) and a margin: a worker still booting when the TERM comes has no
+        # handler for it yet and ignores it, so the master waits that long before it kills the worker.
+        self.process.wait(30)
 
 
 class FakeUpstream:

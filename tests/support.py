@@ -97,8 +97,9 @@ class LoneService:
 
     def __exit__(self, *exc):
         self.process.terminate()
-        # Up to gunicorn's graceful_timeout (20 s) and a margin: a worker still booting when the TERM comes has no
-        # handler for it yet and ignores it, so the master waits that long before it kills the worker.
+        # Up to gunicorn's graceful_timeout (20 s) and a margin: a worker forked just before the TERM still runs the
+        # master's signal handler (gunicorn's Worker.init_signals comes later in init_process), so the TERM is lost
+        # there and the master waits that long before it kills the worker.
         self.process.wait(30)
 
 

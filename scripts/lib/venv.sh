@@ -70,3 +70,22 @@ ensure_crds() {
     echo "Note: the pinned CRDs could not be downloaded (${out##*$'\n'}); the CRD schema tests will be skipped: set CRDS_DIR to a folder of them, or rerun online." >&2
   fi
 }
+
+# run_bench PY_SCRIPT LOAD_TOOLS ARGS...: what both benchmarks do before they measure: --help at once (no
+# virtualenv needed), else the virtualenv, a redis-server and one of LOAD_TOOLS ("hey" or "hey wrk") on PATH,
+# then PY_SCRIPT with ARGS under the virtualenv's Python.
+run_bench() {
+  local script="$1" tools="$2" tool
+  shift 2
+  if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+    exec python3 "$script" --help
+  fi
+  ensure_venv
+  ensure_redis
+  for tool in $tools; do
+    if command -v "$tool" >/dev/null 2>&1; then
+      PATH="$REPO_ROOT/.venv/bin:$PATH" exec "$REPO_ROOT/.venv/bin/python" "$script" "$@"
+    fi
+  done
+  venv_die "bench needs a load generator for fixed request rates (${tools// / or }): sudo apt-get install ${tools%% *}"
+}

@@ -23,6 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run import positive_int, stop_stacks_on_term  # noqa: E402
+from devstack.stack import port_offset_problem  # noqa: E402  (standard library only, like this file)
+
 HZ = os.sysconf("SC_CLK_TCK")
 # istio.io/docs/ops/deployment/performance-and-scalability, the newest release that publishes figures (1.24): a
 # sidecar with 2 worker threads at 1000 requests/s of 1 KB uses about 0.20 vCPU and 60 MB. The last p90 figure
@@ -177,17 +180,29 @@ def compare_to_published(results: dict[str, list[Run]], memory: dict[str, dict])
               f"{ISTIO_ADDED_P90_MS} ms: worst {added_worst:.2f} ms")
 
 
+def rate_list(text: str) -> list[int]:
+    """--rates: a comma-separated list of request rates, each at least 1 request/s."""
+    rates = [positive_int(r.strip()) for r in text.split(",") if r.strip()]
+    if not rates:
+        raise argparse.ArgumentTypeError(f"needs at least one rate, got {text!r}")
+    return rates
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,300", help="fixed request rates, requests/s (default 100,300)")
-    parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
+    parser.add_argument("--rates", type=rate_list, default="100,300",
+                        help="fixed request rates, requests/s (default 100,300)")
+    parser.add_argument("--seconds", type=positive_int, default=10, help="length of each run (default 10)")
     parser.add_argument("--mesh", default="istio,linkerd",
                         help="the local meshes to measure after the stack without one (default istio,linkerd)")
     parser.add_argument("--port-offset", type=int, default=None, metavar="N",
                         help="the local meshes' --port-offset (default: the first from 10000 with every port free)")
     args = parser.parse_args()
-    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    rates = args.rates
     meshes = [m.strip() for m in args.mesh.split(",") if m.strip()]
+    if args.port_offset is not None and port_offset_problem(args.port_offset):
+        parser.error(port_offset_problem(args.port_offset))
+    stop_stacks_on_term()
     if not shutil.which("hey"):
         print("bench: hey is not installed: sudo apt-get install hey", file=sys.stderr)
         return 1

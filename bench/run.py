@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devstack.stack import REDIS_SERVERS, Stack  # noqa: E402
+
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a rate, a duration, a connection count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least 1, got {text!r}")
+    return value
+
+
+def stop_stacks_on_term() -> None:
+    """SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so the stacks' context managers stop every process."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
 
 TARGETS = {"gateway_rps_share_of_catalog": 0.5, "gateway_p99_ms": 50.0, "rss_mb_per_worker": 100.0}
 
@@ -59,9 +78,10 @@ def rss_by_process(stack: Stack) -> list[tuple[str, int, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="length of each load run (default 10)")
-    parser.add_argument("--connections", type=int, default=50, help="concurrent connections (default 50)")
+    parser.add_argument("--seconds", type=positive_int, default=10, help="length of each load run (default 10)")
+    parser.add_argument("--connections", type=positive_int, default=50, help="concurrent connections (default 50)")
     args = parser.parse_args()
+    stop_stacks_on_term()
     tool = "hey" if shutil.which("hey") else "wrk" if shutil.which("wrk") else None
     if tool is None:
         print("bench: neither hey nor wrk is installed: sudo apt-get install hey (or wrk)", file=sys.stderr)

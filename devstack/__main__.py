@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from .stack import ROOT, Stack, StackError
+from .stack import ROOT, Stack, StackError, port_offset_problem
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,9 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     changes.add_argument("--reset", action="store_true", help="to a running local mesh: back to its mesh's folder "
                          "as it is")
     args = parser.parse_args(argv)
-    lowest, highest = 5000 + args.port_offset, 9100 + args.port_offset
-    if lowest < 1024 or highest > 65535:
-        parser.error(f"--port-offset {args.port_offset} puts ports outside 1024-65535 (allowed: -3976 to 56435)")
+    if port_offset_problem(args.port_offset):
+        parser.error(port_offset_problem(args.port_offset))
     if (args.scenario or args.apply or args.delete or args.reset) and not args.mesh:
         parser.error("--scenario, --apply, --delete and --reset need --mesh istio or --mesh linkerd")
     if args.mesh and args.payment_version != "v1":

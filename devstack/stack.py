@@ -57,6 +57,15 @@ LEDGER_DEFAULT_PORT = 6380
 LOADGEN_DEFAULT_PORT = 9100
 ADMIN_PORT_OFFSET = 100  # each service's admin port is its business port + 100 (5000 -> 5100)
 REDIS_SERVERS = ("redis", "payment-ledger")
+LOWEST_DEFAULT_PORT, HIGHEST_DEFAULT_PORT = 5000, LOADGEN_DEFAULT_PORT  # with or without the mesh
+
+
+def port_offset_problem(offset: int) -> str | None:
+    """What is wrong with a --port-offset (every port must stay in 1024-65535), or None."""
+    if 1024 <= LOWEST_DEFAULT_PORT + offset and HIGHEST_DEFAULT_PORT + offset <= 65535:
+        return None
+    return (f"--port-offset {offset} puts ports outside 1024-65535 (allowed: {1024 - LOWEST_DEFAULT_PORT} to "
+            f"{65535 - HIGHEST_DEFAULT_PORT})")
 
 
 def admin_name(component: str) -> str:

@@ -34,8 +34,13 @@ class Inventory:
 
     @classmethod
     def load(cls, path: str | Path) -> "Inventory":
+        """OSError when the file cannot be read, ValueError when it is not JSON or not an inventory."""
         path = Path(path)
-        return cls(json.loads(path.read_text()), path)
+        data = json.loads(path.read_text())
+        if not (isinstance(data, dict) and isinstance(data.get("ingress"), dict) and "url" in data["ingress"]
+                and isinstance(data.get("workloads"), list)):
+            raise ValueError("no ingress.url or workloads in it")
+        return cls(data, path)
 
     @property
     def gateway_url(self) -> str:

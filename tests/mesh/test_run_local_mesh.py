@@ -9,10 +9,12 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import requests
 
+from devstack.mesh import control
 from devstack.mesh.runtime import free_port_offset
-from devstack.stack import port_is_free
+from devstack.stack import StackError, port_is_free
 from tests.support import start_run_local
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +77,20 @@ def test_scenario_options_need_the_mesh():
     result = subprocess.run([str(ROOT / "run-local.sh"), "--scenario", "istio/scenarios/canary-50-50.yaml"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--scenario, --apply, --delete and --reset need --mesh istio" in result.stderr
+
+
+def test_an_empty_file_or_a_delete_of_what_is_not_there_is_refused_and_changes_nothing(mesh, tmp_path):
+    """kubectl refuses both (apply.go: "no objects passed to apply"; delete.go: NotFound): so does the local mesh,
+    before it touches a proxy (before, each answered exit 0 as if it had done something)."""
+    empty, absent = tmp_path / "empty.yaml", tmp_path / "absent.yaml"
+    empty.write_text("# nothing here\n")
+    absent.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: never-applied\n"
+                      "  namespace: e-commerce\nspec:\n  hosts: [catalog-service]\n")
+    before = control.load_state(mesh.layout)
+    with pytest.raises(StackError, match=r"^not applied: .*empty.yaml holds no Kubernetes object"):
+        mesh.apply("apply", str(empty))
+    with pytest.raises(StackError, match=r"^not deleted: none of VirtualService/never-applied is in the running "):
+        mesh.apply("delete", str(absent))
+    with pytest.raises(StackError, match=r"is a folder: give one YAML file$"):
+        mesh.apply("apply", str(tmp_path))
+    assert control.load_state(mesh.layout) == before

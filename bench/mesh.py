@@ -65,10 +65,15 @@ def hey(url: str, rate: int, seconds: int) -> tuple[int, int, float, float, floa
     out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(connections), "-q", str(rate / connections), url],
                          capture_output=True, text=True, check=True).stdout
 
-    def pct(p: int) -> float:
-        return float(re.search(rf"{p}% in ([\d.]+) secs", out).group(1)) * 1000
-
     statuses = {int(s): int(n) for s, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
+
+    def pct(p: int) -> float:
+        found = re.search(rf"{p}% in ([\d.]+) secs", out)
+        if found is None:  # hey prints no distribution for a run with (almost) no answers
+            raise SystemExit(f"bench: hey gave no latency distribution at {rate} req/s for {seconds} s "
+                             f"({sum(statuses.values())} answers): use a higher --rates or more --seconds")
+        return float(found.group(1)) * 1000
+
     return sum(statuses.values()), sum(n for s, n in statuses.items() if s != 200), pct(50), pct(90), pct(99)
 
 

@@ -215,6 +215,14 @@ def test_fetch_crds_offline_says_so_in_one_line(tree_copy):
     assert not (tree_copy.root / crd_pins.CACHE_DIR).exists()
 
 
+@pytest.mark.parametrize("mirror", ["/nonexistent", "127.0.0.1:8000"])
+def test_a_mirror_that_is_not_a_url_is_refused_before_any_download(tree_copy, mirror):
+    result = fetch_cli(tree_copy.root, "--mirror", mirror)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"--mirror (or $CRDS_MIRROR) needs an http:// or https:// URL, got {mirror!r}" in result.stderr
+    assert not (tree_copy.root / crd_pins.CACHE_DIR).exists()
+
+
 def ensure_crds(root: Path, **env: str) -> subprocess.CompletedProcess:
     """test.sh's first-run step (scripts/lib/venv.sh ensure_crds) in a tree of its own."""
     return subprocess.run(["bash", "-c", 'source "$REPO_ROOT/scripts/lib/venv.sh"; ensure_crds'], capture_output=True,

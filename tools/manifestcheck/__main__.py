@@ -59,6 +59,8 @@ def fetch_crds_main(argv: list[str]) -> int:
                         help="fetch the same paths from another host, e.g. http://127.0.0.1:8000 (a local mirror; "
                         "default $CRDS_MIRROR)")
     args = parser.parse_args(argv)
+    if args.mirror and not args.mirror.startswith(("http://", "https://")):
+        parser.error(f"--mirror (or $CRDS_MIRROR) needs an http:// or https:// URL, got {args.mirror!r}")
     try:
         crd_pins.fetch(args.root.resolve(), args.dest, args.mirror, say=lambda line: print(line, file=sys.stderr))
     except crd_pins.FetchError as exc:

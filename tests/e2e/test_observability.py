@@ -1,5 +1,6 @@
 """Version stamps, Prometheus metrics by route template (summed over gunicorn workers), JSON logs with ids."""
 import json
+import time
 
 import requests
 
@@ -67,7 +68,10 @@ def test_one_trace_reaches_every_hop_of_a_checkout(stack, http, user):
         "x-request-id": f"trace-{user}", "traceparent": f"00-{trace}-1111111111111111-01"})
     assert response.status_code == 201
     for service in ("api-gateway", "cart", "catalog", "payment-v1", "notification"):
-        lines = log_lines(stack, service, request_id=f"trace-{user}")
+        # Notifications go out after the answer, from a background queue: their log line may come a moment later.
+        deadline = time.monotonic() + 10
+        while not (lines := log_lines(stack, service, request_id=f"trace-{user}")) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert lines and all(line["trace_id"] == trace for line in lines), service
 
 
